@@ -1,0 +1,256 @@
+"""Tool arguments -> an HTTP request for the upstream event stream, and the URL security rule.
+
+The mapping follows UTCP's order: `header_fields` are popped and sent as headers, then
+`body_field` becomes the body, then `{param}` placeholders in the URL are filled, and every
+remaining argument becomes a query parameter appended to the URL's own query string. Auth is
+applied afterwards by `auth.apply_auth`.
+
+Decisions worth knowing:
+- Values are text as JSON would write them: `true`/`false`, numbers as written, objects and
+  nested lists as compact JSON; `null` means "not sent" (an unset optional argument).
+- Placeholders are filled with `quote(value, safe="")`, so `/`, `?` and `#` cannot change the
+  path's shape, and a value that would make a whole path segment empty, `.` or `..` is refused
+  (HTTP clients collapse dot segments, which would let an argument climb the path).
+- Placeholders may sit in the path and the query only: an argument never chooses the host that
+  receives the call's credentials.
+- Header values must be printable ASCII (what the HTTP client can send without mangling).
+- `check_url`: https anywhere; plain http only to a loopback host (127.0.0.0/8, ::1,
+  `localhost`, read by urllib and confirmed by httpx2 so that no parser differential slips
+  through); `--allow-insecure-http` lifts that, except for credentials in the URL
+  (`user:pass@`), which are never sent in the clear to another host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import httpx2
+
+from .errors import ArgumentError, InsecureURLError, ManualError
+
+if TYPE_CHECKING:
+    from .manual import SseCallTemplate
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_LINE_BREAK = re.compile(r"[\r\n\x00]")
+# Sent on every call: some servers (nchan) answer 403 without Accept, and proxies must not cache.
+_STREAM_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+
+
+@dataclass
+class PreparedRequest:
+    """Everything needed to open the stream; `has_body` forbids re-sending it on reconnect."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes | None
+    has_body: bool
+
+
+def build_request(template: SseCallTemplate, arguments: Mapping[str, Any]) -> PreparedRequest:
+    """Map tool arguments onto the (already substituted) call template; auth is not applied."""
+    remaining = dict(arguments)
+    headers: dict[str, str] = {}
+    for name, value in (template.headers or {}).items():
+        if problem := header_problem(name, value):
+            raise ManualError(
+                f"The manual's static header {name!r} cannot be sent: {problem}.",
+                hint="Fix `headers` in the call template, or the variable its value references.",
+            )
+        set_header(headers, name, value)
+    for name in template.header_fields or ():
+        value = remaining.pop(name, None)
+        if value is not None:
+            set_header(headers, name, _header_argument(name, value))
+
+    content: bytes | None = None
+    if template.body_field and (body := remaining.pop(template.body_field, None)) is not None:
+        content, content_type = _encode_body(template.body_field, body)
+        if get_header(headers, "Content-Type") is None:
+            headers["Content-Type"] = content_type
+
+    url = _fill_url(template.url, remaining)
+    for name, value in _STREAM_HEADERS.items():
+        set_header(headers, name, value)
+    method = "GET" if content is None else "POST"
+    return PreparedRequest(method, url, headers, content, has_body=content is not None)
+
+
+def check_url(url: str, *, allow_insecure_http: bool) -> None:
+    """Refuse URLs that would expose the call: https anywhere, plain http only to loopback."""
+    try:
+        parts = urlsplit(url)
+        client_host = httpx2.URL(url).host.lower()  # where the HTTP client would connect
+    except (ValueError, httpx2.InvalidURL) as err:
+        raise InsecureURLError(
+            f"Refusing a URL that cannot be parsed: {err}.", hint="Fix the URL in the manual."
+        ) from None
+    shown = display_url(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise InsecureURLError(
+            f"Refusing URL {shown!r}: only http(s) URLs with a host are supported.",
+            hint="Use an https:// URL.",
+        )
+    # Loopback only when urllib and the client agree on the host (no parser differential).
+    if parts.scheme == "https" or (_is_loopback(host) and client_host == host):
+        return
+    if parts.username is not None or parts.password is not None:
+        raise InsecureURLError(
+            f"Refusing plain-http URL {shown!r}: it carries credentials (user:password@) "
+            "that would travel unencrypted.",
+            hint="Use https://, and move the credentials to the manual's `auth` (basic).",
+        )
+    if not allow_insecure_http:
+        raise InsecureURLError(
+            f"Refusing plain-http URL {shown!r}: http is only allowed to loopback hosts "
+            "(127.0.0.0/8, ::1, localhost).",
+            hint="Use https://, or start the bridge with --allow-insecure-http if you trust "
+            "the network to this host.",
+        )
+
+
+def display_url(url: str) -> str:
+    """The URL for messages: no userinfo and no query, where credentials tend to live."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why `name: value` cannot be sent as an HTTP header, or None when it can."""
+    if _LINE_BREAK.search(name) or _LINE_BREAK.search(value):
+        return "it contains a line break or NUL (header injection)"
+    if not _TOKEN.fullmatch(name):
+        return "the header name is not a valid HTTP token"
+    if not _HEADER_VALUE.fullmatch(value):
+        return "header values must be printable ASCII"
+    return None
+
+
+def get_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup, since HTTP header names are."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def set_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Set `name`, replacing any header of the same name in another case.
+
+    Surrounding spaces and tabs are dropped: they are not part of a header value (RFC 9110
+    section 5.5), and the HTTP client refuses to send them.
+    """
+    for key in [key for key in headers if key.lower() == name.lower()]:
+        del headers[key]
+    headers[name] = value.strip(" \t")
+
+
+def add_query(url: str, pairs: list[tuple[str, str]]) -> str:
+    """Append encoded `pairs` to the URL's own query string, keeping what is there."""
+    if not pairs:
+        return url
+    parts = urlsplit(url)
+    added = urlencode(pairs, quote_via=quote, safe="")
+    query = f"{parts.query}&{added}" if parts.query else added
+    return urlunsplit(parts._replace(query=query, fragment=""))
+
+
+def _header_argument(name: str, value: Any) -> str:
+    text = _text(name, value)
+    if problem := header_problem(name, text):
+        raise ArgumentError(
+            f"Argument {name!r} cannot be sent as the header {name!r}: {problem}.",
+            argument=name,
+            hint="Pass a single-line value of plain ASCII characters.",
+        )
+    return text
+
+
+def _encode_body(name: str, value: Any) -> tuple[bytes, str]:
+    if isinstance(value, str):
+        return value.encode(), "text/plain; charset=utf-8"
+    return _json(name, value, ensure_ascii=False).encode(), "application/json"
+
+
+def _fill_url(url: str, arguments: dict[str, Any]) -> str:
+    """Fill `{param}` placeholders (popping them), then append the rest as query parameters."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc or _PLACEHOLDER.search(parts.scheme + parts.netloc):
+        raise ManualError(
+            f"The URL {url!r} must be absolute (scheme://host/...) with a fixed scheme and host.",
+            hint="Put {placeholders} in the path or query only, so that an argument cannot "
+            "choose the host that receives the credentials.",
+        )
+    names = _PLACEHOLDER.findall(f"{parts.path}?{parts.query}")
+    used = {name: arguments.get(name) for name in names}
+    missing = sorted(name for name, value in used.items() if value is None)
+    if missing:
+        raise ArgumentError(
+            f"The URL needs the argument(s) {', '.join(map(repr, missing))}.",
+            argument=missing[0],
+            hint="Pass a value for every {placeholder} of the tool's URL.",
+        )
+    values = {name: quote(_text(name, value), safe="") for name, value in used.items()}
+    for name in used:
+        del arguments[name]
+    path = "/".join(_fill_segment(segment, values) for segment in parts.path.split("/"))
+    query = _PLACEHOLDER.sub(lambda m: values[m.group(1)], parts.query)
+    filled = urlunsplit(parts._replace(path=path, query=query, fragment=""))
+    return add_query(filled, _query_pairs(arguments))
+
+
+def _fill_segment(segment: str, values: dict[str, str]) -> str:
+    filled = _PLACEHOLDER.sub(lambda m: values[m.group(1)], segment)
+    if filled != segment and filled in ("", ".", ".."):
+        names = _PLACEHOLDER.findall(segment)
+        raise ArgumentError(
+            f"Argument {names[0]!r} would make the URL path segment {filled!r}.",
+            argument=names[0],
+            hint="Pass a non-empty value other than '.' or '..'.",
+        )
+    return filled
+
+
+def _query_pairs(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for name, value in arguments.items():
+        items = value if isinstance(value, list) else [value]
+        pairs += [(name, _text(name, item)) for item in items if item is not None]
+    return pairs
+
+
+def _text(name: str, value: Any) -> str:
+    """A scalar as text: strings as-is, everything else as JSON writes it (true, 1.5, {...})."""
+    return value if isinstance(value, str) else _json(name, value, ensure_ascii=True)
+
+
+def _json(name: str, value: Any, *, ensure_ascii: bool) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=ensure_ascii, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ArgumentError(
+            f"Argument {name!r} cannot be encoded as JSON: {err}.",
+            argument=name,
+            hint="Pass strings, numbers, booleans, lists or objects.",
+        ) from None
+
+
+def _is_loopback(host: str) -> bool:
+    """Literal loopback addresses and the name `localhost`; anything else (0x7f.1) is not."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
