@@ -91,8 +91,13 @@ class Response:
     async def raw(self, data: bytes) -> None:
         await self._stream.send(data)
 
-    async def simple(self, status: int, body: bytes | str = b"", content_type: str = "text/plain",
-                     headers: dict[str, str] | None = None) -> None:
+    async def simple(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """A complete non-streaming response with Content-Length."""
         if isinstance(body, str):
             body = body.encode()
@@ -125,8 +130,12 @@ class SSEServer:
                 reader = BufferedByteReceiveStream(stream)
                 try:
                     head = await reader.receive_until(b"\r\n\r\n", 65536)
-                except (anyio.IncompleteRead, anyio.DelimiterNotFound, OSError,
-                        anyio.BrokenResourceError):
+                except (
+                    anyio.IncompleteRead,
+                    anyio.DelimiterNotFound,
+                    OSError,
+                    anyio.BrokenResourceError,
+                ):
                     return
                 request_line, *header_lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = request_line.split(" ", 2)
@@ -140,8 +149,9 @@ class SSEServer:
                 request = Request(method, target, headers, body)
                 self.requests.append(request)
                 response = Response(stream)
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError,
-                                         OSError):
+                with contextlib.suppress(
+                    anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
+                ):
                     await self.handler(request, response)
                     # Hold the connection open until the client hangs up, unless closed.
         finally:
@@ -181,9 +191,11 @@ async def serve(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[SSES
 @contextlib.contextmanager
 def serve_in_thread(handler: Handler) -> Iterator[SSEServer]:
     """The same server in a background event loop, for sync tests driving subprocesses."""
-    with anyio.from_thread.start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(serve(handler)) as server:
-            yield server
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(serve(handler)) as server,
+    ):
+        yield server
 
 
 def sse_lines(*events: dict[str, Any]) -> str:
@@ -202,4 +214,3 @@ def sse_lines(*events: dict[str, Any]) -> str:
             out += [f"data: {line}\n" for line in text.split("\n")]
         out.append("\n")
     return "".join(out)
-
