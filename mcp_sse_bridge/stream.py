@@ -1,0 +1,343 @@
+"""Connect to an upstream event stream, check the handshake, and reconnect after drops.
+
+`open_stream` turns a request factory into one logical stream of events across connections, so
+the batch collector sees events only. Decisions worth knowing:
+
+- Handshake: a non-2xx status raises a typed error carrying the status and a short sanitised
+  excerpt of the body; 204 means "stop" (the stream ends, no reconnect); a 2xx whose
+  Content-Type is not `text/event-stream` raises `ProtocolError` and is never retried.
+- Redirects are followed by hand, at most `MAX_REDIRECTS`, and only within the same origin
+  (scheme, host and port): the request may carry credentials in headers or the query string,
+  which must never reach another server. Every target is re-checked with `check_url`.
+- Failures: the first connection raises whatever goes wrong (a wrong URL, bad credentials or a
+  server that is down are reported, not retried in silence until the deadline). Once a stream
+  has been established, a drop, a connect error, a 5xx or a 429 is retried with backoff until
+  the caller's cancel scope ends the call. A 401 can be retried once at once on any attempt
+  when `refresh_auth` says new credentials are ready (an expired OAuth2 token).
+- A request with a body is never re-sent after a drop (a POST may not be idempotent).
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+
+from .errors import (
+    AuthError,
+    ConnectError,
+    HTTPStatusError,
+    ProtocolError,
+    ServerError,
+    UpstreamError,
+)
+from .request import PreparedRequest, check_url, set_header
+from .sse import EventStreamParser, ServerSentEvent
+
+MAX_REDIRECTS = 5
+EXCERPT_READ_BYTES = 64 * 1024
+EXCERPT_CHARS = 300
+MIN_BACKOFF_MS = 100  # floor for repeated failures, so `retry: 0` cannot make a busy loop
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.DOTALL | re.I)
+_REDIRECTS = (301, 302, 303, 307, 308)
+_ADVICE = {  # status -> (what happened, what to do); 400 and 500 stand for their class
+    400: (
+        "The upstream refused the request",
+        "Check the tool's arguments against the upstream API's documentation.",
+    ),
+    401: (
+        "The upstream refused the credentials",
+        "Check the manual's auth section and the variables it uses.",
+    ),
+    403: (
+        "The upstream denied access",
+        "Check the credentials, and that this account may read this stream.",
+    ),
+    404: (
+        "The upstream has no such stream",
+        "Check the tool's URL in the manual and the arguments that fill its path.",
+    ),
+    429: ("The upstream is rate limiting", "Wait before calling again."),
+    500: ("The upstream server failed", "The upstream is failing or restarting; try again later."),
+}
+_TRANSIENT = (408, 429)
+
+Connect = Callable[[str], Awaitable[PreparedRequest]]
+RefreshAuth = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class StreamOptions:
+    reconnect: bool = True
+    retry_ms: int = 30000  # until the server sends retry:
+    max_retry_ms: int = 30000  # cap for backoff
+    connect_timeout: float = 10.0  # until the response headers
+    max_line_bytes: int = 1 << 20
+    max_event_bytes: int = 1 << 20
+    allow_insecure_http: bool = False  # for redirect targets, as for the first URL
+
+
+@dataclass
+class StreamState:
+    """Shared with the batch collector: where to resume, and what happened on the way."""
+
+    last_event_id: str = ""
+    reconnects: int = 0
+    oversized: int = 0
+
+
+async def open_stream(
+    client: httpx2.AsyncClient,
+    connect: Connect,
+    options: StreamOptions,
+    state: StreamState,
+    *,
+    refresh_auth: RefreshAuth | None = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield the events of the upstream stream, reconnecting after drops (see module docs).
+
+    `connect(last_event_id)` builds the authenticated request for each attempt; `Last-Event-ID`
+    is added here when `state.last_event_id` is not empty. `state.last_event_id` is the id of
+    the event being yielded, then the stream's last event ID once a chunk's events are all
+    consumed. The iterator ends on a clean end of the body or a 204, and raises the typed
+    `UpstreamError` subclasses. The remaining time is the caller's to enforce with a cancel
+    scope; the response is closed however the iteration ends.
+    """
+    parser = EventStreamParser(
+        max_line_bytes=options.max_line_bytes,
+        max_event_bytes=options.max_event_bytes,
+        last_event_id=state.last_event_id,
+    )
+    failures = 0  # consecutive attempts that delivered no event
+    reconnecting = False
+    while True:
+        if reconnecting:
+            retry_ms = options.retry_ms if parser.retry is None else parser.retry
+            await anyio.sleep(_backoff(retry_ms, failures, options.max_retry_ms))
+            state.reconnects += 1
+        try:
+            request, response = await _establish(client, connect, options, state, refresh_auth)
+        except UpstreamError as exc:
+            if not (reconnecting and _transient(exc)):
+                raise
+            failures += 1
+            continue
+        if response is None:
+            return
+        delivered = False
+        try:
+            async for chunk in response.aiter_bytes():
+                before = parser.oversized
+                events = parser.feed(chunk)
+                state.oversized += parser.oversized - before
+                for event in events:
+                    state.last_event_id = event.id
+                    delivered = True
+                    yield event
+                state.last_event_id = parser.last_event_id
+            return
+        except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
+            if not options.reconnect or request.has_body:
+                raise _dropped(request) from exc
+        except httpx2.DecodingError as exc:
+            raise ProtocolError(
+                f"The event stream from {_where(request.method, request.url)} could not be "
+                f"decoded: {exc}.",
+                hint="The server's Content-Encoding is broken; report it to the API's owner.",
+            ) from exc
+        finally:
+            parser.close()
+            await _close(response)
+        failures = 0 if delivered else failures + 1
+        reconnecting = True
+
+
+async def _establish(
+    client: httpx2.AsyncClient,
+    connect: Connect,
+    options: StreamOptions,
+    state: StreamState,
+    refresh_auth: RefreshAuth | None,
+) -> tuple[PreparedRequest, httpx2.Response | None]:
+    """One attempt: the request and its open event-stream response (None after a 204)."""
+    request = await connect(state.last_event_id)
+    try:
+        return request, await _handshake(client, request, options, state.last_event_id)
+    except AuthError as exc:
+        if exc.status != 401 or refresh_auth is None or not await refresh_auth():
+            raise
+    request = await connect(state.last_event_id)
+    return request, await _handshake(client, request, options, state.last_event_id)
+
+
+async def _handshake(
+    client: httpx2.AsyncClient, prepared: PreparedRequest, options: StreamOptions, last_id: str
+) -> httpx2.Response | None:
+    """Send the request, following same-origin redirects; raise for anything but a stream."""
+    headers = dict(prepared.headers)
+    if last_id:
+        set_header(headers, "Last-Event-ID", last_id)
+    method, url, content = prepared.method, prepared.url, prepared.content
+    timeout = httpx2.Timeout(options.connect_timeout, read=None)  # idle is the batch's bound
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            request = client.build_request(
+                method, url, headers=headers, content=content, timeout=timeout
+            )
+        except httpx2.InvalidURL as exc:
+            raise ConnectError(
+                f"Invalid upstream URL: {exc}.", hint="Fix the tool's url in the manual."
+            ) from exc
+        response = await _send(client, request, options.connect_timeout)
+        status = response.status_code
+        if 200 <= status < 300 and status != 204 and _is_event_stream(response):
+            return response
+        try:
+            if status == 204:
+                return None
+            if not (status in _REDIRECTS and "location" in response.headers):
+                raise await _status_error(response, options.connect_timeout)
+            url = str(_redirect_target(response, options))
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, content = "GET", None  # as browsers do: the body is not re-sent
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        finally:
+            await _close(response)
+    raise HTTPStatusError(
+        f"Too many redirects (more than {MAX_REDIRECTS}) from {_where(method, prepared.url)}.",
+        status=status,
+        hint="Put the final URL of the event stream into the manual.",
+    )
+
+
+async def _send(
+    client: httpx2.AsyncClient, request: httpx2.Request, timeout: float
+) -> httpx2.Response:
+    """Send and wait for the response headers, at most `timeout` seconds in all."""
+    where = _where(request.method, request.url)
+    try:
+        with anyio.fail_after(timeout):
+            return await client.send(request, stream=True)
+    except (TimeoutError, httpx2.TimeoutException) as exc:
+        raise ConnectError(
+            f"No response headers from {where} within {timeout:g} s.",
+            hint="Check that the server is up and the URL is its event stream.",
+        ) from exc
+    except httpx2.TransportError as exc:
+        raise ConnectError(
+            f"Cannot connect to {where}: {exc or type(exc).__name__}.",
+            hint="Check the host and port in the tool's URL, and that the server is running.",
+        ) from exc
+
+
+def _redirect_target(response: httpx2.Response, options: StreamOptions) -> httpx2.URL:
+    """Where a redirect points, if we may follow it there."""
+    request, status = response.request, response.status_code
+    where = f"{_where(request.method, request.url)} (HTTP {status})"
+    try:
+        target = request.url.join(response.headers["location"])
+    except httpx2.InvalidURL as exc:
+        raise HTTPStatusError(
+            f"{where} redirects to an invalid URL: {exc}.",
+            status=status,
+            hint="Put the stream's final URL into the manual.",
+        ) from exc
+    if target.scheme not in ("http", "https") or target.origin != request.url.origin:
+        raise HTTPStatusError(
+            f"{where} redirects to another origin ({target.scheme}://{target.netloc.decode()}); "
+            "not followed, because the request may carry credentials.",
+            status=status,
+            hint="Put the URL the server redirects to into the manual, if you trust that server.",
+        )
+    check_url(str(target), allow_insecure_http=options.allow_insecure_http)
+    return target
+
+
+async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamError:
+    """The typed error for a refused handshake, quoting the start of the body."""
+    request, status = response.request, response.status_code
+    excerpt = await _excerpt(response, timeout)
+    where = _where(request.method, request.url)
+    said = f" The server said: {excerpt}" if excerpt else ""
+    if 200 <= status < 300:
+        content_type = response.headers.get("content-type") or "(none)"
+        return ProtocolError(
+            f"The upstream did not answer with an event stream: Content-Type {content_type!r} "
+            f"instead of 'text/event-stream' from {where}.{said}",
+            status=status,
+            body_excerpt=excerpt,
+            hint="Check that the tool's URL is the SSE endpoint itself, not a web page or API.",
+        )
+    error = AuthError if status in (401, 403) else ServerError if status >= 500 else HTTPStatusError
+    what, hint = _ADVICE.get(status) or _ADVICE[500 if status >= 500 else 400]
+    if retry_after := response.headers.get("retry-after"):
+        hint += f" (Retry-After: {retry_after[:40]})"
+    status_line = f"HTTP {status} {httpx2.codes.get_reason_phrase(status)}".rstrip()
+    return error(
+        f"{what}: {status_line} from {where}.{said}",
+        status=status,
+        body_excerpt=excerpt,
+        hint=hint,
+    )
+
+
+async def _excerpt(response: httpx2.Response, timeout: float) -> str:
+    """The start of an error body as one short, printable line (read at most 64 KiB)."""
+    body = bytearray()
+    with anyio.move_on_after(timeout):
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= EXCERPT_READ_BYTES:
+                    break
+        except httpx2.HTTPError:
+            pass  # a body cut short still says something
+    text = body[:EXCERPT_READ_BYTES].decode("utf-8", "replace")
+    if "html" in response.headers.get("content-type", "").lower():
+        text = html.unescape(_MARKUP.sub(" ", text))
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rstrip() + "…"
+
+
+def _dropped(request: PreparedRequest) -> UpstreamError:
+    why = "the request had a body" if request.has_body else "the manual sets reconnect: false"
+    return UpstreamError(
+        f"The upstream dropped the connection mid-stream ({_where(request.method, request.url)});"
+        f" not reconnecting because {why}.",
+        hint="Call the tool again to continue; pass last_event_id to resume where it stopped.",
+    )
+
+
+def _is_event_stream(response: httpx2.Response) -> bool:
+    media_type = response.headers.get("content-type", "").partition(";")[0]
+    return media_type.strip().lower() == "text/event-stream"
+
+
+def _transient(exc: UpstreamError) -> bool:
+    """Worth another reconnect: the server may be restarting or shedding load."""
+    return isinstance(exc, ConnectError | ServerError) or exc.status in _TRANSIENT
+
+
+def _backoff(retry_ms: int, failures: int, cap_ms: int) -> float:
+    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %."""
+    delay = max(retry_ms, MIN_BACKOFF_MS) * 2**failures if failures else retry_ms
+    return min(delay, cap_ms) * random.uniform(0.8, 1.2) / 1000
+
+
+def _where(method: str, url: str | httpx2.URL) -> str:
+    """Method and URL without the query or user info, which may hold secrets."""
+    url = httpx2.URL(url)
+    return f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
+
+
+async def _close(response: httpx2.Response) -> None:
+    """Close even when the caller is being cancelled, so the upstream sees us go at once."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()

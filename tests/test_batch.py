@@ -1,0 +1,379 @@
+"""Filters, bounds and the batch shape.
+
+The collector's input is any async iterator of events, so most tests feed it a scripted one
+(no HTTP involved); the end-to-end path over real sockets is covered in test_engine.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from mcp_sse_bridge.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
+from mcp_sse_bridge.errors import ServerError
+from mcp_sse_bridge.sse import ServerSentEvent
+from mcp_sse_bridge.stream import StreamState
+
+
+def ev(data: Any = "", event: str = "message", id: str = "") -> ServerSentEvent:
+    return ServerSentEvent(event, data if isinstance(data, str) else json.dumps(data), id)
+
+
+def numbered(n: int, event: str = "message", **data: Any) -> ServerSentEvent:
+    return ev({"n": n, **data}, event, str(n))
+
+
+async def feed(
+    state: StreamState, events: list[ServerSentEvent], then: str | Exception = "close"
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield like open_stream (state.last_event_id follows), then end, hang or fail."""
+    for event in events:
+        await anyio.lowlevel.checkpoint()  # like a socket read
+        state.last_event_id = event.id
+        yield event
+    if then == "hang":  # a quiet upstream that never sends again
+        await anyio.sleep_forever()
+    if isinstance(then, Exception):
+        raise then
+
+
+async def run(
+    events: list[ServerSentEvent],
+    then: str | Exception = "close",
+    *,
+    filter: EventFilter | None = None,
+    state: StreamState | None = None,
+    **bounds: Any,
+) -> Batch:
+    state = state or StreamState()
+    source = feed(state, events, then)
+    with anyio.fail_after(5):
+        async with contextlib.aclosing(source):
+            return await collect(
+                source, state, filter=filter or EventFilter(), bounds=Bounds(**bounds)
+            )
+
+
+def data(batch: Batch) -> list[Any]:
+    return [item["data"] for item in batch.events]
+
+
+# -- event_to_dict ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"price": 1.5}', {"price": 1.5}),
+        ("42", 42),
+        ("[1, 2]", [1, 2]),
+        ("null", None),
+        ("[DONE]", "[DONE]"),
+        ("hello world", "hello world"),
+        ("", ""),
+        ("NaN", "NaN"),
+        ('{"x": Infinity}', '{"x": Infinity}'),
+        ("line one\nline two", "line one\nline two"),
+        ("[" * 100_000, "[" * 100_000),
+    ],
+)
+def test_event_to_dict_decodes_strict_json_only(text: str, expected: Any) -> None:
+    item = event_to_dict(ServerSentEvent("tick", text, "7"))
+    assert item == {"event": "tick", "id": "7", "data": expected}
+    json.dumps(item, allow_nan=False)  # always sendable as JSON
+
+
+def test_event_to_dict_always_has_an_id() -> None:
+    assert event_to_dict(ServerSentEvent("message", "x", "")) == {
+        "event": "message",
+        "id": "",
+        "data": "x",
+    }
+
+
+# -- EventFilter ---------------------------------------------------------------------------------
+
+
+def test_filter_by_event_type() -> None:
+    only = EventFilter(event_types=frozenset({"trade", "quote"}))
+    assert only.accepts(ev("x", "trade"))
+    assert not only.accepts(ev("x", "message"))
+    assert EventFilter().accepts(ev("x", "anything"))
+
+
+@pytest.mark.parametrize(
+    ("match", "accepted"),
+    [
+        ({"symbol": "AAPL"}, True),
+        ({"symbol": "MSFT"}, False),
+        ({"quote.venue": "X"}, True),
+        ({"quote.venue": "Y"}, False),
+        ({"symbol": "AAPL", "quote.venue": "X"}, True),
+        ({"symbol": "AAPL", "quote.venue": "Y"}, False),
+        ({"quote.bid": 10}, True),  # 10 == 10.0
+        ({"active": True}, True),
+        ({"active": 1}, False),  # True is not 1 in JSON
+        ({"count": True}, False),
+        ({"trades.1.size": 5}, True),
+        ({"trades.9.size": 5}, False),
+        ({"quote.venue.deeper": "X"}, False),
+        ({"missing": None}, False),
+        ({"nothing": None, "symbol": "AAPL"}, False),
+        ({"tags": ["a", "b"]}, True),
+        ({}, True),
+    ],
+)
+def test_filter_match_uses_dotted_paths(match: dict[str, Any], accepted: bool) -> None:
+    event = ev(
+        {
+            "symbol": "AAPL",
+            "quote": {"venue": "X", "bid": 10.0},
+            "active": True,
+            "count": 1,
+            "trades": [{"size": 1}, {"size": 5}],
+            "tags": ["a", "b"],
+        }
+    )
+    assert EventFilter(match=match).accepts(event) is accepted
+
+
+def test_filter_match_never_accepts_data_that_is_not_json() -> None:
+    assert not EventFilter(match={"symbol": "AAPL"}).accepts(ev("symbol=AAPL"))
+    assert not EventFilter(match={"0": "x"}).accepts(ev("[not json"))
+
+
+def test_filter_checks_the_type_before_decoding() -> None:
+    both = EventFilter(event_types=frozenset({"trade"}), match={"symbol": "AAPL"})
+    assert both.accepts(ev({"symbol": "AAPL"}, "trade"))
+    assert not both.accepts(ev({"symbol": "AAPL"}, "quote"))
+
+
+# -- bounds and stop reasons ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_max_events_stops_and_the_cursor_is_the_last_event_returned() -> None:
+    batch = await run([numbered(n) for n in range(1, 10)], max_events=3)
+    assert batch.stop_reason == "max_events"
+    assert (batch.count, batch.last_event_id) == (3, "3")
+    assert data(batch) == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+@pytest.mark.anyio
+async def test_clean_end_is_closed() -> None:
+    batch = await run([numbered(1), numbered(2)], max_events=10)
+    assert (batch.stop_reason, batch.count, batch.last_event_id) == ("closed", 2, "2")
+
+
+@pytest.mark.anyio
+async def test_filtered_events_are_counted_and_advance_the_cursor() -> None:
+    events = [numbered(1, "trade"), numbered(2, "quote"), numbered(3, "quote")]
+    batch = await run(events, filter=EventFilter(event_types=frozenset({"trade"})))
+    assert data(batch) == [{"n": 1}]
+    assert batch.skipped == {"filtered": 2, "oversized": 0}
+    assert batch.last_event_id == "3"  # a resume must not replay what was filtered
+
+
+@pytest.mark.anyio
+async def test_until_event_is_included_and_ends_the_batch_even_if_filtered() -> None:
+    events = [numbered(1, "delta"), numbered(2, "ping"), numbered(3, "stop"), numbered(4, "delta")]
+    only = EventFilter(event_types=frozenset({"delta"}))
+    batch = await run(events, filter=only, until_event="stop")
+    assert batch.stop_reason == "until_event"
+    assert [item["event"] for item in batch.events] == ["delta", "stop"]
+    assert batch.last_event_id == "3"
+
+
+@pytest.mark.anyio
+async def test_max_bytes_leaves_out_the_event_that_would_exceed_it() -> None:
+    events = [ev("a" * 40, id="1"), ev("é" * 20, id="2"), ev("c" * 30, id="3")]
+    batch = await run(events, max_bytes=100)  # 40 + 40 (é is 2 bytes) fits; + 30 does not
+    assert batch.stop_reason == "max_bytes"
+    assert [item["id"] for item in batch.events] == ["1", "2"]
+    assert batch.last_event_id == "2"  # the resume starts with event 3
+
+
+@pytest.mark.anyio
+async def test_an_event_alone_over_max_bytes_is_skipped_as_oversized() -> None:
+    events = [ev("x" * 500, id="1"), ev("small", id="2")]
+    batch = await run(events, max_bytes=100)
+    assert data(batch) == ["small"]
+    assert batch.skipped == {"filtered": 0, "oversized": 1}
+    assert batch.stop_reason == "closed"
+
+
+@pytest.mark.anyio
+async def test_parser_oversized_count_is_reported() -> None:
+    state = StreamState(oversized=2)
+    batch = await run([numbered(1)], state=state)
+    assert batch.skipped == {"filtered": 0, "oversized": 2}
+
+
+@pytest.mark.anyio
+async def test_idle_stops_when_nothing_at_all_arrives() -> None:
+    batch = await run([numbered(1)], "hang", idle_seconds=0.2, max_seconds=10)
+    assert (batch.stop_reason, batch.count) == ("idle", 1)
+    assert 0.15 <= batch.elapsed_s < 2
+
+
+@pytest.mark.anyio
+async def test_filtered_events_keep_an_idle_stream_alive() -> None:
+    """idle counts every event from upstream, accepted or not."""
+    state = StreamState()
+    send, receive = anyio.create_memory_object_stream[ServerSentEvent](10)
+
+    async def upstream() -> AsyncIterator[ServerSentEvent]:
+        async for event in receive:
+            state.last_event_id = event.id
+            yield event
+
+    only = EventFilter(event_types=frozenset({"wanted"}))
+    bounds = Bounds(idle_seconds=0.5, max_seconds=10)
+    source = upstream()
+    async with anyio.create_task_group() as tg, contextlib.aclosing(source), send:
+
+        async def pings() -> None:
+            for n in range(6):  # 6 pings 0.1 s apart: never 0.5 s of silence
+                await send.send(numbered(n, "ping"))
+                await anyio.sleep(0.1)
+
+        tg.start_soon(pings)
+        batch = await collect(source, state, filter=only, bounds=bounds)
+    assert batch.stop_reason == "idle"
+    assert batch.skipped["filtered"] == 6
+    assert batch.elapsed_s >= 0.95  # the last ping, then 0.5 s of silence
+
+
+@pytest.mark.anyio
+async def test_a_slow_consumer_is_not_mistaken_for_an_idle_upstream() -> None:
+    async def slow(item: dict[str, Any], count: int) -> None:
+        await anyio.sleep(0.3)  # longer than idle_seconds, while events wait in the stream
+
+    state = StreamState()
+    source = feed(state, [numbered(1), numbered(2)])
+    bounds = Bounds(idle_seconds=0.15, max_seconds=10)
+    async with contextlib.aclosing(source):
+        batch = await collect(source, state, filter=EventFilter(), bounds=bounds, on_event=slow)
+    assert (batch.stop_reason, batch.count) == ("closed", 2)
+
+
+@pytest.mark.anyio
+async def test_max_seconds_returns_a_partial_batch() -> None:
+    batch = await run([numbered(1)], "hang", max_seconds=0.2)
+    assert (batch.stop_reason, batch.count, batch.last_event_id) == ("max_seconds", 1, "1")
+    assert 0.15 <= batch.elapsed_s < 2
+
+
+@pytest.mark.anyio
+async def test_max_seconds_also_bounds_a_slow_consumer() -> None:
+    state = StreamState()
+    source = feed(state, [numbered(1), numbered(2)], "hang")
+
+    async def stuck(item: dict[str, Any], count: int) -> None:
+        await anyio.Event().wait()  # never set: a progress sink that blocks
+
+    with anyio.fail_after(5):
+        async with contextlib.aclosing(source):
+            batch = await collect(
+                source, state, filter=EventFilter(), bounds=Bounds(max_seconds=0.2), on_event=stuck
+            )
+    assert (batch.stop_reason, batch.count) == ("max_seconds", 1)
+
+
+@pytest.mark.anyio
+async def test_on_event_gets_each_accepted_event_and_its_count() -> None:
+    seen: list[tuple[Any, int]] = []
+
+    async def on_event(item: dict[str, Any], count: int) -> None:
+        seen.append((item["data"], count))
+
+    state = StreamState()
+    source = feed(state, [numbered(1), numbered(2, "skip"), numbered(3)])
+    only = EventFilter(event_types=frozenset({"message"}))
+    batch = await collect(source, state, filter=only, bounds=Bounds(), on_event=on_event)
+    assert seen == [({"n": 1}, 1), ({"n": 3}, 2)]
+    assert batch.count == 2
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_error_before_any_event_is_raised() -> None:
+    with pytest.raises(ServerError):
+        await run(
+            [numbered(1, "noise")],
+            ServerError("boom", status=503),
+            filter=EventFilter(event_types=frozenset({"wanted"})),
+        )
+
+
+@pytest.mark.anyio
+async def test_error_after_events_returns_them_with_the_error() -> None:
+    failure = ServerError("The upstream server failed: HTTP 503.", status=503, hint="Retry.")
+    batch = await run([numbered(1), numbered(2)], failure)
+    assert batch.stop_reason == "error"
+    assert batch.error == "The upstream server failed: HTTP 503. Retry."
+    assert (batch.count, batch.last_event_id) == (2, "2")
+    assert batch.to_dict()["error"] == batch.error
+
+
+@pytest.mark.anyio
+async def test_redact_cleans_events_cursor_and_error() -> None:
+    secret = "tok-123456"
+    events = [ev({"echo": secret, secret: [secret]}, id=f"id-{secret}"), ev(f"raw {secret}")]
+    state = StreamState()
+    source = feed(state, events, ServerError(f"echo {secret}"))
+
+    def redact(text: str) -> str:
+        return text.replace(secret, "***")
+
+    batch = await collect(source, state, filter=EventFilter(), bounds=Bounds(), redact=redact)
+    assert secret not in json.dumps(batch.to_dict())
+    assert batch.events[0] == {
+        "event": "message",
+        "id": "id-***",
+        "data": {"echo": "***", "***": ["***"]},
+    }
+    assert batch.error == "echo ***"
+
+
+# -- shape and the streaming API ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_to_dict_is_exactly_the_result_shape() -> None:
+    batch = await run([numbered(1)], max_events=1)
+    result = batch.to_dict()
+    assert list(result) == [
+        "events",
+        "count",
+        "stop_reason",
+        "last_event_id",
+        "elapsed_s",
+        "reconnects",
+        "skipped",
+    ]
+    assert result["events"] == [{"event": "message", "id": "1", "data": {"n": 1}}]
+    assert result["skipped"] == {"filtered": 0, "oversized": 0}
+    assert isinstance(result["elapsed_s"], float) and result["reconnects"] == 0
+    json.dumps(result, allow_nan=False)
+
+
+@pytest.mark.anyio
+async def test_accepted_streams_the_same_events_and_reports_the_stop() -> None:
+    state = StreamState()
+    source = feed(state, [numbered(n, "odd" if n % 2 else "even") for n in range(1, 8)])
+    run_ = Accepted(
+        source, state, filter=EventFilter(frozenset({"odd"})), bounds=Bounds(max_events=3)
+    )
+    got = [item["id"] async for item in run_]
+    assert got == ["1", "3", "5"]
+    assert (run_.stop_reason, run_.count, run_.filtered) == ("max_events", 3, 2)
+    assert run_.last_event_id == "5"
