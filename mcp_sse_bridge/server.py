@@ -1,0 +1,294 @@
+"""The MCP face of the bridge: every manual tool becomes an MCP tool returning a bounded batch.
+
+A thin layer over `engine.Bridge` on the SDK's lowlevel `Server` (tools come from manuals, not
+from Python signatures). The SDK validates nothing, so every failure the engine reports becomes
+an `is_error=True` result a model can read and act on; only cancellation passes through, and it
+closes the upstream stream on its way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.server.stdio import stdio_server
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_sse_bridge import __version__
+from mcp_sse_bridge.batch import Batch
+from mcp_sse_bridge.engine import Bridge
+from mcp_sse_bridge.errors import BridgeError, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+ReportProgress = Callable[[float, float | None, str | None], Awaitable[None]]
+"""`(progress, total, message)`: the SDK's `session.report_progress`, or the CLI's live line."""
+
+STOP_REASONS = ["max_events", "max_seconds", "idle", "closed", "until_event", "max_bytes", "error"]
+
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string", "description": "event type ('message' if unnamed)"},
+                    "id": {"type": "string", "description": "the stream's last event id"},
+                    "data": {"description": "decoded JSON when the data is JSON, else the text"},
+                },
+                "required": ["event", "id", "data"],
+            },
+        },
+        "count": {"type": "integer", "minimum": 0},
+        "stop_reason": {"type": "string", "enum": STOP_REASONS},
+        "last_event_id": {
+            "type": "string",
+            "description": "pass it back as last_event_id to continue where this batch ended",
+        },
+        "elapsed_s": {"type": "number", "minimum": 0},
+        "reconnects": {"type": "integer", "minimum": 0},
+        "skipped": {
+            "type": "object",
+            "properties": {
+                "filtered": {"type": "integer", "minimum": 0},
+                "oversized": {"type": "integer", "minimum": 0},
+            },
+        },
+        "error": {
+            "type": "string",
+            "description": "only with stop_reason 'error': the upstream failed after these events",
+        },
+    },
+    "required": [
+        "events",
+        "count",
+        "stop_reason",
+        "last_event_id",
+        "elapsed_s",
+        "reconnects",
+        "skipped",
+    ],
+}
+"""The tool's `outputSchema`: the shape of `batch.Batch.to_dict()`."""
+
+ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, open_world_hint=True)
+SUMMARY_CHARS = 100
+
+
+def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bridge]:
+    """An MCP server exposing `bridge.tools`; the bridge is entered for the server's lifespan.
+
+    `liveness_seconds` is the least time between two progress notifications while the upstream
+    is quiet (hosts like Claude Code reset their call timer on each notification).
+    """
+    tools = [_describe(bridge, name) for name in bridge.tools]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: Server[Bridge]) -> AsyncIterator[Bridge]:
+        async with bridge:
+            yield bridge
+
+    async def list_tools(
+        ctx: ServerRequestContext[Bridge], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(
+        ctx: ServerRequestContext[Bridge], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        arguments = dict(params.arguments or {})
+        try:
+            batch = await call_with_progress(
+                bridge, params.name, arguments, ctx.session.report_progress, liveness_seconds
+            )
+        except BridgeError as err:
+            logger.info("tool %s failed: %s", params.name, error_text(err))
+            return error_result(error_text(err))
+        except Exception:  # a bug, not bad input: keep the session alive and say where to look
+            logger.exception("tool %s failed unexpectedly", params.name)
+            return error_result(
+                f"Internal error in mcp-sse-bridge while calling {params.name!r}. "
+                "The server's log (stderr) has the details; please report it."
+            )
+        data = batch.to_dict()
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)], structured_content=data
+        )
+
+    return Server(
+        "mcp-sse-bridge",
+        version=__version__,
+        title="SSE bridge",
+        description="Live Server-Sent-Events APIs as tools that return bounded batches of events.",
+        lifespan=lifespan,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def _describe(bridge: Bridge, name: str) -> types.Tool:
+    spec = bridge.tools[name].spec
+    limits = bridge.limits
+    about = (
+        f"Returns a batch of live events: at most max_events (default {limits.default_max_events})"
+        f" or whatever arrives within max_seconds (default {limits.default_max_seconds:g})."
+        " Pass the result's last_event_id back to continue."
+    )
+    description = f"{spec.description.strip()}\n\n{about}" if spec.description.strip() else about
+    return types.Tool(
+        name=name,
+        title=spec.name.replace("_", " ").replace("-", " ").strip().capitalize() or name,
+        description=description,
+        input_schema=bridge.input_schema(name),
+        output_schema=BATCH_SCHEMA,
+        annotations=ANNOTATIONS,
+    )
+
+
+async def call_with_progress(
+    bridge: Bridge,
+    name: str,
+    arguments: dict[str, Any],
+    report: ReportProgress,
+    liveness_seconds: float,
+) -> Batch:
+    """`bridge.call` that reports each accepted event and, while the stream is quiet, liveness."""
+    total = arguments.get("max_events", bridge.limits.default_max_events)
+    progress = Progress(report, total=total, interval=liveness_seconds)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(progress.keep_alive)
+        try:
+            return await bridge.call(name, arguments, on_event=progress.event)
+        except BridgeError as err:
+            failure = err  # raised below: raised in here it would arrive in an ExceptionGroup
+        finally:
+            tg.cancel_scope.cancel()
+    raise failure
+
+
+def error_text(err: BridgeError) -> str:
+    """One line: what failed, the HTTP status when there was one, and what to do."""
+    text = " ".join(str(err).split())
+    status = err.status if isinstance(err, UpstreamError) else None
+    if status is not None and str(status) not in text:
+        text = f"{text} (HTTP {status})"
+    return text
+
+
+def error_result(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+class Progress:
+    """Turns accepted events and quiet spells into progress notifications.
+
+    An event reports `count` (events so far); each liveness tick since the last event reports
+    `count + k/(k+1)`, so values strictly increase. A lock keeps a tick and an event from
+    overtaking each other between computing a value and sending it.
+    """
+
+    def __init__(self, report: ReportProgress, *, total: float | None, interval: float) -> None:
+        self._report = report
+        self._total = total if isinstance(total, int | float) else None
+        self._interval = interval
+        self._lock = anyio.Lock()
+        self._count = 0
+        self._ticks = 0
+        self._started = time.monotonic()
+        self._last_sent = self._started
+
+    async def event(self, event: dict[str, Any], count: int) -> None:
+        async with self._lock:
+            self._count, self._ticks = count, 0
+            await self._send(count, summarize(event))
+
+    async def keep_alive(self) -> None:
+        """Tick while the call runs (the caller cancels it when the call ends)."""
+        while True:
+            await anyio.sleep(max(0.0, self._last_sent + self._interval - time.monotonic()))
+            async with self._lock:
+                if time.monotonic() - self._last_sent < self._interval:
+                    continue  # an event was reported meanwhile
+                self._ticks += 1
+                waited = int(time.monotonic() - self._started)
+                value = self._count + self._ticks / (self._ticks + 1)
+                await self._send(value, f"waiting for events ({waited} s)")
+
+    async def _send(self, value: float, message: str) -> None:
+        self._last_sent = time.monotonic()
+        await self._report(value, self._total, message)
+
+
+def summarize(event: dict[str, Any]) -> str:
+    """A short one-line view of an event, e.g. `price_update #42: {"symbol":"AAPL",...`."""
+    data = event.get("data")
+    text = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    )
+    head = event.get("event", "message")
+    if event.get("id"):
+        head += f" #{event['id']}"
+    line = " ".join(f"{head}: {text}".split())
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 2] + ".."
+
+
+async def run_stdio(server: Server[Bridge]) -> None:
+    """Serve one client over stdin/stdout (the SDK points fd 1 at stderr meanwhile)."""
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def run_http(server: Server[Bridge], sock: socket.socket, *, auth_token: str | None) -> None:
+    """Serve streamable HTTP at `/mcp` on a bound socket, in SSE response mode.
+
+    SSE mode, not `json_response`, because JSON responses drop progress notifications.
+    """
+    host = sock.getsockname()[0]
+    app: ASGIApp = server.streamable_http_app(host=host)
+    if auth_token:
+        app = BearerAuth(app, auth_token)
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=2)
+    await uvicorn.Server(config).serve(sockets=[sock])
+
+
+class BearerAuth:
+    """Refuses HTTP requests without `Authorization: Bearer <token>` (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                await _unauthorized(send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _unauthorized(send: Send) -> None:
+    body = b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token>"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b"Bearer"),
+    ]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

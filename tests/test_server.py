@@ -1,0 +1,590 @@
+"""The MCP server against real loopback SSE servers, through the SDK's own client.
+
+In process with `mcp.Client(server, mode=...)` in both protocol eras (legacy JSON-RPC and the
+modern direct dispatch), and end to end as a subprocess over stdio and streamable HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import mcp
+import pytest
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, parse_manual
+from mcp_sse_bridge.server import BATCH_SCHEMA, build_server
+from mcp_sse_bridge.variables import Variables
+from tests.sse_server import (
+    Handler,
+    Request,
+    Response,
+    SSEServer,
+    serve,
+    sse_lines,
+    wait_disconnect,
+)
+
+pytestmark = pytest.mark.anyio
+
+MODES = pytest.mark.parametrize("mode", ["legacy", "auto"])
+SECRET = "sk-test-0123456789"
+
+
+def manual_doc(base_url: str) -> dict[str, Any]:
+    """Two tools on one upstream: `ticks` (path + query input, api key) and `jobs`."""
+    auth = {"auth_type": "api_key", "api_key": "${API_KEY}", "var_name": "X-Api-Key"}
+    return {
+        "utcp_version": "1.0.1",
+        "manual_version": "1.0.0",
+        "tools": [
+            {
+                "name": "ticks",
+                "description": "Price ticks for one symbol.",
+                "inputs": {
+                    "type": "object",
+                    "properties": {
+                        "symbol": {"type": "string"},
+                        "depth": {"type": "integer", "minimum": 1},
+                    },
+                    "required": ["symbol"],
+                },
+                "tool_call_template": {
+                    "call_template_type": "sse",
+                    "url": f"{base_url}/ticks/{{symbol}}",
+                    "auth": auth,
+                    "reconnect": False,
+                },
+            },
+            {
+                "name": "job-status",
+                "description": "",
+                "tool_call_template": {
+                    "call_template_type": "sse",
+                    "url": f"{base_url}/jobs",
+                    "event_type": "progress",
+                    "reconnect": False,
+                },
+            },
+        ],
+    }
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def make_bridge(base_url: str, *, limits: Limits = DEFAULT_LIMITS) -> Bridge:
+    text = json.dumps(manual_doc(base_url))
+    manual = parse_manual(text, name="feed", source="feed.json", trusted=True)
+    return Bridge([manual], variables=Variables({"API_KEY": SECRET}, environ={}), limits=limits)
+
+
+@contextlib.asynccontextmanager
+async def session(
+    handler: Handler, mode: str, *, limits: Limits = DEFAULT_LIMITS, liveness: float = 5.0
+) -> AsyncIterator[tuple[mcp.Client, SSEServer]]:
+    async with serve(handler) as upstream:
+        server = build_server(make_bridge(upstream.url, limits=limits), liveness_seconds=liveness)
+        async with mcp.Client(server, mode=mode) as client:
+            yield client, upstream
+
+
+def stream(*events: dict[str, Any], end: str = "finish") -> Handler:
+    """A handler sending `events`, then ending cleanly ("finish") or holding the stream ("hold")."""
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.head()
+        for event in events:
+            await response.send(sse_lines(event))
+        if end == "finish":
+            await response.finish()
+        else:
+            await wait_disconnect(response)
+
+    return handler
+
+
+def ticks(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"event": "tick", "id": str(i), "data": {"price": 100 + i, **extra}} for i in range(n)]
+
+
+def text_of(result: Any) -> str:
+    return " ".join(block.text for block in result.content)
+
+
+def batch_of(result: Any) -> dict[str, Any]:
+    """The structured batch, after checking that the text content carries the same batch."""
+    assert not result.is_error, text_of(result)
+    assert json.loads(text_of(result)) == result.structured_content
+    return result.structured_content
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+@MODES
+async def test_tools_are_listed_with_schemas_and_annotations(mode: str) -> None:
+    async with session(stream(), mode) as (client, _):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert list(tools) == ["ticks", "job-status"]
+    ticks_tool = tools["ticks"]
+    assert ticks_tool.title == "Ticks"
+    assert ticks_tool.description.startswith("Price ticks for one symbol.")
+    assert "last_event_id" in ticks_tool.description
+    schema = ticks_tool.input_schema
+    assert schema["required"] == ["symbol"]
+    assert set(schema["properties"]) == {"symbol", "depth", *RESERVED_ARGUMENTS}
+    assert schema["properties"]["max_events"]["type"] == "integer"
+    assert schema["properties"]["event_types"]["type"] == "array"
+    assert ticks_tool.output_schema == BATCH_SCHEMA
+    assert ticks_tool.annotations.read_only_hint is True
+    assert ticks_tool.annotations.open_world_hint is True
+    assert tools["job-status"].title == "Job status"
+    assert tools["job-status"].description  # a generic one when the manual has none
+
+
+async def test_several_manuals_get_prefixed_tool_names() -> None:
+    doc = manual_doc("https://feed.example")
+    manuals = [
+        parse_manual(json.dumps(doc), name=name, source=f"{name}.json", trusted=True)
+        for name in ("alpha", "beta")
+    ]
+    bridge = Bridge(manuals, variables=Variables(environ={}))
+    async with mcp.Client(build_server(bridge), mode="legacy") as client:
+        names = [tool.name for tool in (await client.list_tools()).tools]
+    assert names == ["alpha_ticks", "alpha_job-status", "beta_ticks", "beta_job-status"]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) for name in names)
+
+
+# -- results, control arguments, stop reasons -------------------------------------------------
+
+
+@MODES
+async def test_call_returns_the_batch_as_structured_content_and_text(mode: str) -> None:
+    async with session(stream(*ticks(3)), mode) as (client, upstream):
+        result = await client.call_tool("ticks", {"symbol": "A/B", "depth": 2})
+    batch = batch_of(result)
+    assert batch["events"] == [
+        {"event": "tick", "id": str(i), "data": {"price": 100 + i}} for i in range(3)
+    ]
+    assert batch["count"] == 3
+    assert batch["stop_reason"] == "closed"
+    assert batch["last_event_id"] == "2"
+    request = upstream.requests[0]
+    assert request.path == "/ticks/A%2FB"
+    assert request.query == [("depth", "2")]
+    assert request.headers["x-api-key"] == SECRET
+    assert request.headers["accept"] == "text/event-stream"
+
+
+def hold_after(*events: dict[str, Any]) -> Handler:
+    return stream(*events, end="hold")
+
+
+STOPS = [
+    # (stop reason, upstream, arguments, limits, expected event ids)
+    ("max_events", stream(*ticks(20)), {"max_events": 2}, Limits(), ["0", "1"]),
+    ("closed", stream(*ticks(2)), {}, Limits(), ["0", "1"]),
+    ("max_seconds", hold_after(*ticks(1)), {"max_seconds": 0.3}, Limits(), ["0"]),
+    ("idle", hold_after(*ticks(1)), {}, Limits(idle_seconds=0.2), ["0"]),
+    (
+        "until_event",
+        stream(*ticks(2), {"event": "done", "id": "9", "data": "ok"}, *ticks(2)),
+        {"until_event": "done"},
+        Limits(),
+        ["0", "1", "9"],
+    ),
+    ("max_bytes", stream(*ticks(5)), {}, Limits(max_bytes=30), ["0", "1"]),
+]
+
+
+@MODES
+@pytest.mark.parametrize(("reason", "upstream", "arguments", "limits", "ids"), STOPS)
+async def test_every_stop_reason(
+    mode: str,
+    reason: str,
+    upstream: Handler,
+    arguments: dict[str, Any],
+    limits: Limits,
+    ids: list[str],
+) -> None:
+    async with session(upstream, mode, limits=limits) as (client, _):
+        with anyio.fail_after(5):
+            result = await client.call_tool("ticks", {"symbol": "X", **arguments})
+    batch = batch_of(result)
+    assert batch["stop_reason"] == reason
+    assert [event["id"] for event in batch["events"]] == ids
+
+
+@MODES
+async def test_filters_and_resume(mode: str) -> None:
+    events = [
+        {"event": "tick", "id": "1", "data": {"symbol": "AAPL", "quote": {"venue": "X"}}},
+        {"event": "tick", "id": "2", "data": {"symbol": "MSFT", "quote": {"venue": "X"}}},
+        {"event": "trade", "id": "3", "data": {"symbol": "AAPL", "quote": {"venue": "X"}}},
+        {"event": "tick", "id": "4", "data": {"symbol": "AAPL", "quote": {"venue": "Y"}}},
+        {"event": "tick", "id": "5", "data": {"symbol": "AAPL", "quote": {"venue": "X"}}},
+    ]
+    arguments = {
+        "symbol": "AAPL",
+        "last_event_id": "0",
+        "event_types": ["tick"],
+        "match": {"symbol": "AAPL", "quote.venue": "X"},
+    }
+    async with session(stream(*events), mode) as (client, upstream):
+        batch = batch_of(await client.call_tool("ticks", arguments))
+    assert [event["id"] for event in batch["events"]] == ["1", "5"]
+    assert batch["skipped"]["filtered"] == 3
+    assert upstream.requests[0].headers["last-event-id"] == "0"
+
+
+@MODES
+async def test_the_manual_event_type_filters(mode: str) -> None:
+    events = [{"event": "log", "data": "x"}, {"event": "progress", "id": "1", "data": "50"}]
+    async with session(stream(*events), mode) as (client, _):
+        batch = batch_of(await client.call_tool("job-status", {}))
+    assert batch["events"] == [{"event": "progress", "id": "1", "data": 50}]
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+@MODES
+async def test_progress_per_event_with_total_and_one_line_messages(mode: str) -> None:
+    long = {"text": "line one\nline two é " + "x" * 300}
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with session(stream(*ticks(2), *ticks(5, **long)), mode) as (client, _):
+        arguments = {"symbol": "X", "max_events": 4}
+        batch_of(await client.call_tool("ticks", arguments, progress_callback=on_progress))
+    assert [(progress, total) for progress, total, _ in seen] == [(i, 4) for i in (1, 2, 3, 4)]
+    messages = [message or "" for *_, message in seen]
+    assert messages[0] == 'tick #0: {"price":100}'
+    assert all("\n" not in m and len(m) <= 100 for m in messages)
+    assert messages[3].startswith('tick #1: {"price":101,"text":"line one\\nline two é xxx')
+    assert messages[3].endswith("..")
+
+
+@MODES
+async def test_liveness_progress_while_the_stream_is_quiet(mode: str) -> None:
+    seen: list[tuple[float, str]] = []
+    quiet = anyio.Event()
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.send(sse_lines(*ticks(1)))
+        await quiet.wait()  # until the bridge has sent two liveness notifications
+        await response.send(sse_lines(*ticks(2)[1:]))
+        await response.finish()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, message or ""))
+        if sum(m.startswith("waiting for events") for _, m in seen) == 2:
+            quiet.set()
+
+    async with session(handler, mode, liveness=0.05) as (client, _):
+        with anyio.fail_after(5):
+            arguments = {"symbol": "X", "max_events": 5}
+            result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
+    assert batch_of(result)["count"] == 2
+    values = [value for value, _ in seen]
+    assert values == sorted(set(values)), "progress must strictly increase"
+    assert seen[0] == (1, 'tick #0: {"price":100}')
+    assert re.fullmatch(r"waiting for events \(\d+ s\)", seen[1][1])
+    assert 1 < seen[1][0] < seen[2][0] < 2
+    assert seen[-1] == (2, 'tick #1: {"price":101}')
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+ARGUMENT_ERRORS = [
+    ({}, "symbol"),
+    ({"symbol": 5}, "symbol"),
+    ({"symbol": "X", "depth": 0}, "depth"),
+    ({"symbol": "X", "max_events": 0}, "max_events"),
+    ({"symbol": "X", "max_events": 100_000}, "max_events"),
+    ({"symbol": "X", "max_seconds": "soon"}, "max_seconds"),
+    ({"symbol": "X", "event_types": "tick"}, "event_types"),
+    ({"symbol": "X", "match": ["AAPL"]}, "match"),
+    ({"symbol": "X", "until_event": ""}, "until_event"),
+]
+
+
+@MODES
+@pytest.mark.parametrize(("arguments", "named"), ARGUMENT_ERRORS)
+async def test_bad_arguments_are_error_results_before_connecting(
+    mode: str, arguments: dict[str, Any], named: str
+) -> None:
+    async with session(stream(*ticks(1)), mode) as (client, upstream):
+        result = await client.call_tool("ticks", arguments)
+    assert result.is_error
+    assert named in text_of(result)
+    assert upstream.requests == []
+
+
+@MODES
+async def test_unknown_tool_is_an_error_result(mode: str) -> None:
+    async with session(stream(), mode) as (client, _):
+        result = await client.call_tool("nope", {})
+    assert result.is_error
+    assert "nope" in text_of(result) and "ticks" in text_of(result)
+
+
+def refuse(status: int, body: str) -> Handler:
+    async def handler(request: Request, response: Response) -> None:
+        await response.simple(status, body, content_type="application/json")
+
+    return handler
+
+
+@MODES
+@pytest.mark.parametrize("status", [401, 403, 500, 503])
+async def test_upstream_errors_say_the_status_and_redact_secrets(mode: str, status: int) -> None:
+    echo = json.dumps({"error": f"nope, key {SECRET} is not valid here"})
+    async with session(refuse(status, echo), mode) as (client, _):
+        result = await client.call_tool("ticks", {"symbol": "X"})
+    assert result.is_error
+    text = text_of(result)
+    assert str(status) in text
+    assert SECRET not in text
+    assert "\n" not in text
+
+
+@MODES
+async def test_connection_refused_is_an_error_result(mode: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = build_server(make_bridge(f"http://127.0.0.1:{port}"))
+    async with mcp.Client(server, mode=mode) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("ticks", {"symbol": "X"})
+    assert result.is_error
+    assert re.search(r"connect|refused", text_of(result), re.IGNORECASE)
+
+
+@MODES
+async def test_secrets_echoed_in_events_never_reach_results_or_progress(mode: str) -> None:
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    events = [{"event": "tick", "id": "1", "data": {"echo": SECRET}}]
+    async with session(stream(*events), mode) as (client, _):
+        arguments = {"symbol": "X"}
+        result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
+    assert SECRET not in text_of(result)
+    assert SECRET not in json.dumps(result.structured_content)
+    assert messages and all(SECRET not in message for message in messages)
+
+
+class BrokenBridge(Bridge):
+    async def call(self, name: str, arguments: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"a bug that mentions {SECRET}")
+
+
+@MODES
+async def test_an_unexpected_failure_is_a_generic_error_result(mode: str) -> None:
+    manual = parse_manual(
+        json.dumps(manual_doc("http://127.0.0.1:9")), name="f", source="f", trusted=True
+    )
+    bridge = BrokenBridge([manual], variables=Variables({"API_KEY": SECRET}, environ={}))
+    async with mcp.Client(build_server(bridge), mode=mode) as client:
+        result = await client.call_tool("ticks", {"symbol": "X"})
+        assert result.is_error
+        assert "Internal error in mcp-sse-bridge while calling 'ticks'" in text_of(result)
+        assert SECRET not in text_of(result)
+        assert len((await client.list_tools()).tools) == 2  # the session goes on
+
+
+# -- cancellation -----------------------------------------------------------------------------
+
+
+def hold_open(connected: anyio.Event) -> Handler:
+    async def handler(request: Request, response: Response) -> None:
+        await response.send(sse_lines(*ticks(1)))
+        connected.set()
+        await wait_disconnect(response)
+
+    return handler
+
+
+@MODES
+async def test_cancelling_a_call_closes_the_upstream_connection(mode: str) -> None:
+    connected = anyio.Event()
+    async with session(hold_open(connected), mode) as (client, upstream):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "ticks", {"symbol": "X", "max_seconds": 60})
+            with anyio.fail_after(5):
+                await connected.wait()
+            assert upstream.open_connections == 1
+            tg.cancel_scope.cancel()
+        await upstream.wait_for_client_close(timeout=1.0)
+        assert upstream.open_connections == 0
+        # The session survives the cancellation.
+        assert [t.name for t in (await client.list_tools()).tools] == ["ticks", "job-status"]
+
+
+@MODES
+async def test_a_client_timeout_closes_the_upstream_connection(mode: str) -> None:
+    connected = anyio.Event()
+    async with session(hold_open(connected), mode) as (client, upstream):
+        with pytest.raises(mcp.MCPError, match=r"(?i)timed out"):
+            arguments = {"symbol": "X", "max_seconds": 60}
+            await client.call_tool("ticks", arguments, read_timeout_seconds=0.5)
+        assert connected.is_set()
+        await upstream.wait_for_client_close(timeout=1.0)
+        assert upstream.open_connections == 0
+
+
+# -- end to end: subprocess over stdio and streamable HTTP ------------------------------------
+
+
+def write_manual(tmp_path: Path, base_url: str) -> Path:
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(manual_doc(base_url)))
+    return path
+
+
+def bridge_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mcp_sse_bridge", *args]
+
+
+async def test_stdio_end_to_end_with_progress(tmp_path: Path) -> None:
+    async with serve(stream(*ticks(5))) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        command = bridge_command("--manual", str(manual), "--log-level", "debug")
+        params = StdioServerParameters(
+            command=command[0], args=command[1:], env={"API_KEY": SECRET}
+        )
+        seen: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(progress)
+
+        with anyio.fail_after(20):
+            async with mcp.Client(params) as client:
+                names = [tool.name for tool in (await client.list_tools()).tools]
+                arguments = {"symbol": "X", "max_events": 3}
+                result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
+                missing = await client.call_tool("ticks", {})
+    assert names == ["ticks", "job-status"]
+    assert batch_of(result)["count"] == 3
+    assert seen == [1, 2, 3]
+    assert missing.is_error and "symbol" in text_of(missing)
+
+
+async def test_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_path: Path) -> None:
+    """Debug logging on, a warning-raising manual, a real call: stdout stays pure JSON-RPC."""
+    async with serve(stream(*ticks(2))) as upstream:
+        doc = manual_doc(upstream.url)
+        doc["tools"][0]["tool_call_template"]["http_method"] = "GET"  # unknown key: a warning
+        manual = tmp_path / "feed.json"
+        manual.write_text(json.dumps(doc))
+        requests = [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "ticks", "arguments": {"symbol": "X"}, "_meta": {"progressToken": "t"}}},
+        ]  # fmt: skip
+        command = bridge_command("--manual", str(manual), "--log-level", "debug")
+        env = {**os.environ, "API_KEY": SECRET}
+        lines: list[dict[str, Any]] = []
+        with anyio.fail_after(20):
+            async with await anyio.open_process(
+                command, env=env, stderr=subprocess.DEVNULL
+            ) as proc:
+                assert proc.stdin and proc.stdout
+                for request in requests:
+                    await proc.stdin.send((json.dumps(request) + "\n").encode())
+                buffer = b""
+                while not any(line.get("id") == 2 for line in lines):
+                    buffer += await proc.stdout.receive()
+                    *complete, buffer = buffer.split(b"\n")
+                    lines += [json.loads(line) for line in complete]  # raises on non-JSON
+                await proc.stdin.aclose()
+                assert await proc.wait() == 0
+    assert all(line["jsonrpc"] == "2.0" for line in lines)
+    progress = [line["params"]["progress"] for line in lines if "method" in line]
+    assert progress == [1, 2]
+    final = next(line for line in lines if line.get("id") == 2)
+    assert final["result"]["structuredContent"]["count"] == 2
+
+
+async def start_http_bridge(
+    manual: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[anyio.abc.Process, str]:
+    """Start `serve --transport http --port 0`; the URL is read from its stderr banner."""
+    command = bridge_command("--transport", "http", "--port", "0", "--manual", str(manual), *extra)
+    process = await anyio.open_process(command, env={**os.environ, **(env or {})})
+    assert process.stderr is not None
+    banner = b""
+    with anyio.fail_after(20):
+        while b"/mcp" not in banner:
+            banner += await process.stderr.receive()
+    match = re.search(rb"http://127\.0\.0\.1:\d+/mcp", banner)
+    assert match, banner
+    return process, match[0].decode()
+
+
+@contextlib.asynccontextmanager
+async def http_bridge(
+    manual: Path, *extra: str, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    process, url = await start_http_bridge(manual, *extra, env=env)
+    async with process:
+        try:
+            yield url
+        finally:
+            process.terminate()
+            with anyio.fail_after(10):
+                await process.wait()
+
+
+async def test_streamable_http_with_progress_and_bearer_token(tmp_path: Path) -> None:
+    async with serve(stream(*ticks(5))) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        env = {"API_KEY": SECRET, "MCP_SSE_BRIDGE_AUTH_TOKEN": "t0ken-t0ken"}
+        async with http_bridge(manual, env=env) as url:
+            async with httpx2.AsyncClient() as plain:
+                refused = await plain.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+                wrong = await plain.post(url, headers={"Authorization": "Bearer nope"}, json={})
+            assert refused.status_code == 401 and wrong.status_code == 401
+            assert refused.headers["www-authenticate"] == "Bearer"
+
+            seen: list[tuple[float, float | None]] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None):
+                seen.append((progress, total))
+
+            headers = {"Authorization": "Bearer t0ken-t0ken"}
+            async with httpx2.AsyncClient(headers=headers, timeout=10) as http:
+                with anyio.fail_after(20):
+                    async with mcp.Client(streamable_http_client(url, http_client=http)) as client:
+                        names = [tool.name for tool in (await client.list_tools()).tools]
+                        arguments = {"symbol": "X", "max_events": 3}
+                        result = await client.call_tool(
+                            "ticks", arguments, progress_callback=on_progress
+                        )
+    assert names == ["ticks", "job-status"]
+    assert batch_of(result)["count"] == 3
+    assert seen == [(1, 3), (2, 3), (3, 3)]
