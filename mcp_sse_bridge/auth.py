@@ -27,7 +27,7 @@ from urllib.parse import quote, quote_plus
 import anyio
 import httpx2
 
-from .errors import AuthError, InsecureURLError, ManualError
+from .errors import AuthError, InsecureURLError, ManualError, excerpt
 from .request import (
     PreparedRequest,
     add_query,
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from .variables import SecretRegistry
 
 _MAX_TOKEN_RESPONSE = 64 * 1024
-_EXCERPT_CHARS = 300
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
 _FIX_AUTH = "Fix `auth` in the manual, or the variable its value references."
 
@@ -222,8 +220,7 @@ def _excerpt(body: bytes, auth: OAuth2Auth) -> str:
         forms = {secret, quote_plus(secret), quote(secret, safe=""), basic}
         for form in sorted(forms, key=len, reverse=True):  # longest first: no partial leftovers
             text = text.replace(form, "***")
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 1] + "…"
+    return excerpt(text)
 
 
 def _apply_api_key(request: PreparedRequest, auth: ApiKeyAuth) -> PreparedRequest:

@@ -8,6 +8,9 @@ the engine.
 
 from __future__ import annotations
 
+import html
+import re
+
 
 class BridgeError(Exception):
     """Base of every user-facing error: `message` says what failed, `hint` what to do."""
@@ -101,3 +104,21 @@ class ProtocolError(UpstreamError):
     """The response is not an event stream (wrong Content-Type, oversize line in strict mode)."""
 
     kind = "protocol"
+
+
+EXCERPT_CHARS = 300
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.DOTALL | re.I)
+
+
+def excerpt(text: str, *, html_markup: bool = False, limit: int = EXCERPT_CHARS) -> str:
+    """The start of an upstream body as one short printable line, for an error message.
+
+    Control and invisible characters go (they could forge log lines or hide text), whitespace is
+    folded, HTML tags are dropped when the body is a page. Secrets are not this function's job:
+    the caller redacts.
+    """
+    if html_markup:
+        text = html.unescape(_MARKUP.sub(" ", text))
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

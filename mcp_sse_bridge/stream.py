@@ -19,9 +19,7 @@ the batch collector sees events only. Decisions worth knowing:
 
 from __future__ import annotations
 
-import html
 import random
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,17 +33,15 @@ from .errors import (
     ProtocolError,
     ServerError,
     UpstreamError,
+    excerpt,
 )
 from .request import PreparedRequest, check_url, set_header
 from .sse import EventStreamParser, ServerSentEvent
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024
-EXCERPT_CHARS = 300
 MIN_BACKOFF_MS = 100  # floor for repeated failures, so `retry: 0` cannot make a busy loop
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-_MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.DOTALL | re.I)
 _REDIRECTS = (301, 302, 303, 307, 308)
 _ADVICE = {  # status -> (what happened, what to do); 400 and 500 stand for their class
     400: (
@@ -263,16 +259,16 @@ def _redirect_target(response: httpx2.Response, options: StreamOptions) -> httpx
 async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamError:
     """The typed error for a refused handshake, quoting the start of the body."""
     request, status = response.request, response.status_code
-    excerpt = await _excerpt(response, timeout)
+    quoted = await _read_excerpt(response, timeout)
     where = _where(request.method, request.url)
-    said = f" The server said: {excerpt}" if excerpt else ""
+    said = f" The server said: {quoted}" if quoted else ""
     if 200 <= status < 300:
         content_type = response.headers.get("content-type") or "(none)"
         return ProtocolError(
             f"The upstream did not answer with an event stream: Content-Type {content_type!r} "
             f"instead of 'text/event-stream' from {where}.{said}",
             status=status,
-            body_excerpt=excerpt,
+            body_excerpt=quoted,
             hint="Check that the tool's URL is the SSE endpoint itself, not a web page or API.",
         )
     error = AuthError if status in (401, 403) else ServerError if status >= 500 else HTTPStatusError
@@ -283,12 +279,12 @@ async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamEr
     return error(
         f"{what}: {status_line} from {where}.{said}",
         status=status,
-        body_excerpt=excerpt,
+        body_excerpt=quoted,
         hint=hint,
     )
 
 
-async def _excerpt(response: httpx2.Response, timeout: float) -> str:
+async def _read_excerpt(response: httpx2.Response, timeout: float) -> str:
     """The start of an error body as one short, printable line (read at most 64 KiB)."""
     body = bytearray()
     with anyio.move_on_after(timeout):
@@ -299,11 +295,8 @@ async def _excerpt(response: httpx2.Response, timeout: float) -> str:
                     break
         except httpx2.HTTPError:
             pass  # a body cut short still says something
-    text = body[:EXCERPT_READ_BYTES].decode("utf-8", "replace")
-    if "html" in response.headers.get("content-type", "").lower():
-        text = html.unescape(_MARKUP.sub(" ", text))
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rstrip() + "…"
+    html_page = "html" in response.headers.get("content-type", "").lower()
+    return excerpt(body[:EXCERPT_READ_BYTES].decode("utf-8", "replace"), html_markup=html_page)
 
 
 def _dropped(request: PreparedRequest) -> UpstreamError:
