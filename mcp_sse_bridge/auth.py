@@ -31,12 +31,11 @@ from .errors import AuthError, InsecureURLError, ManualError, excerpt
 from .request import (
     PreparedRequest,
     add_query,
-    check_url,
-    display_url,
     get_header,
     header_problem,
     set_header,
 )
+from .urls import check_url, display_url
 
 if TYPE_CHECKING:
     from .manual import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth

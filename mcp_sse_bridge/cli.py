@@ -31,7 +31,7 @@ from mcp_sse_bridge import __version__
 from mcp_sse_bridge.engine import Bridge, Limits
 from mcp_sse_bridge.errors import BridgeError, UpstreamError
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, load_manual
-from mcp_sse_bridge.request import check_url
+from mcp_sse_bridge.urls import check_url
 from mcp_sse_bridge.variables import SecretRegistry, Variables, parse_env_file, parse_var
 
 logger = logging.getLogger("mcp_sse_bridge")

@@ -37,8 +37,9 @@ from .auth import TokenCache, apply_auth
 from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
 from .errors import ArgumentError, BridgeError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
-from .request import PreparedRequest, build_request, check_url, header_problem
+from .request import PreparedRequest, build_request, header_problem
 from .stream import StreamOptions, StreamState, open_stream
+from .urls import check_url
 from .variables import SecretRegistry, Variables
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer

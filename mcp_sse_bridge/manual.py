@@ -17,7 +17,6 @@ still collide get `_2`, `_3`, ... in manual order, then tool order.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ManualError
+from .urls import is_loopback
 
 RESERVED_ARGUMENTS: tuple[str, ...] = (
     "max_events",
@@ -302,7 +302,7 @@ def _check_manual_url(url: str, source: str, *, allow_insecure_http: bool = Fals
             hint="Use a URL such as https://example.com/manual.json, or a local path.",
         )
     scheme = parts.scheme
-    if scheme == "https" or (scheme == "http" and (allow_insecure_http or _is_loopback(host))):
+    if scheme == "https" or (scheme == "http" and (allow_insecure_http or is_loopback(host))):
         return
     if scheme == "http":
         raise ManualError(
@@ -313,15 +313,6 @@ def _check_manual_url(url: str, source: str, *, allow_insecure_http: bool = Fals
         f"{source}: unsupported URL scheme {scheme!r} for a manual.",
         hint="Use https:// (or http:// to a loopback host), or a local path.",
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _display_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Tool arguments -> an HTTP request for the upstream event stream, and the URL security rule.
+"""Tool arguments -> an HTTP request for the upstream event stream.
 
 The mapping follows UTCP's order: `header_fields` are popped and sent as headers, then
 `body_field` becomes the body, then `{param}` placeholders in the URL are filled, and every
@@ -14,15 +14,10 @@ Decisions worth knowing:
 - Placeholders may sit in the path and the query only: an argument never chooses the host that
   receives the call's credentials.
 - Header values must be printable ASCII (what the HTTP client can send without mangling).
-- `check_url`: https anywhere; plain http only to a loopback host (127.0.0.0/8, ::1,
-  `localhost`, read by urllib and confirmed by httpx2 so that no parser differential slips
-  through); `--allow-insecure-http` lifts that, except for credentials in the URL
-  (`user:pass@`), which are never sent in the clear to another host.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -30,9 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-import httpx2
-
-from .errors import ArgumentError, InsecureURLError, ManualError
+from .errors import ArgumentError, ManualError
 
 if TYPE_CHECKING:
     from .manual import SseCallTemplate
@@ -83,46 +76,6 @@ def build_request(template: SseCallTemplate, arguments: Mapping[str, Any]) -> Pr
         set_header(headers, name, value)
     method = "GET" if content is None else "POST"
     return PreparedRequest(method, url, headers, content, has_body=content is not None)
-
-
-def check_url(url: str, *, allow_insecure_http: bool) -> None:
-    """Refuse URLs that would expose the call: https anywhere, plain http only to loopback."""
-    try:
-        parts = urlsplit(url)
-        client_host = httpx2.URL(url).host.lower()  # where the HTTP client would connect
-    except (ValueError, httpx2.InvalidURL) as err:
-        raise InsecureURLError(
-            f"Refusing a URL that cannot be parsed: {err}.", hint="Fix the URL in the manual."
-        ) from None
-    shown = display_url(url)
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise InsecureURLError(
-            f"Refusing URL {shown!r}: only http(s) URLs with a host are supported.",
-            hint="Use an https:// URL.",
-        )
-    # Loopback only when urllib and the client agree on the host (no parser differential).
-    if parts.scheme == "https" or (_is_loopback(host) and client_host == host):
-        return
-    if parts.username is not None or parts.password is not None:
-        raise InsecureURLError(
-            f"Refusing plain-http URL {shown!r}: it carries credentials (user:password@) "
-            "that would travel unencrypted.",
-            hint="Use https://, and move the credentials to the manual's `auth` (basic).",
-        )
-    if not allow_insecure_http:
-        raise InsecureURLError(
-            f"Refusing plain-http URL {shown!r}: http is only allowed to loopback hosts "
-            "(127.0.0.0/8, ::1, localhost).",
-            hint="Use https://, or start the bridge with --allow-insecure-http if you trust "
-            "the network to this host.",
-        )
-
-
-def display_url(url: str) -> str:
-    """The URL for messages: no userinfo and no query, where credentials tend to live."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -241,16 +194,3 @@ def _json(name: str, value: Any, *, ensure_ascii: bool) -> str:
             argument=name,
             hint="Pass strings, numbers, booleans, lists or objects.",
         ) from None
-
-
-def _is_loopback(host: str) -> bool:
-    """Literal loopback addresses and the name `localhost`; anything else (0x7f.1) is not."""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_loopback

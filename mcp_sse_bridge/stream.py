@@ -35,8 +35,9 @@ from .errors import (
     UpstreamError,
     excerpt,
 )
-from .request import PreparedRequest, check_url, set_header
+from .request import PreparedRequest, set_header
 from .sse import EventStreamParser, ServerSentEvent
+from .urls import check_url
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024

@@ -10,7 +10,8 @@ import pytest
 
 from mcp_sse_bridge.errors import ArgumentError, InsecureURLError, ManualError
 from mcp_sse_bridge.manual import SseCallTemplate
-from mcp_sse_bridge.request import PreparedRequest, build_request, check_url
+from mcp_sse_bridge.request import PreparedRequest, build_request
+from mcp_sse_bridge.urls import check_url
 
 from .sse_server import Request, Response, serve
 

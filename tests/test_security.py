@@ -41,9 +41,9 @@ from mcp_sse_bridge.errors import (
     VariableError,
 )
 from mcp_sse_bridge.manual import Manual, load_manual, parse_manual
-from mcp_sse_bridge.request import check_url
 from mcp_sse_bridge.server import build_server
 from mcp_sse_bridge.sse import EventStreamParser
+from mcp_sse_bridge.urls import check_url
 from mcp_sse_bridge.variables import Variables, parse_env_file, parse_var
 from tests.sse_server import Request, Response, SSEServer, serve, serve_in_thread, sse_lines
 
