@@ -14,6 +14,10 @@ Decisions worth knowing:
 - Every error leaving `call()` is redacted with the call's secrets (message, hint and body
   excerpt, with the exception chain dropped), and so are the events and errors of a batch.
 - The shared HTTP client keeps no cookies: one upstream's cookies never reach another call.
+- While a bridge is open, the HTTP client's loggers mask its secrets: httpx2 logs every request
+  URL at INFO ("HTTP Request: GET https://...?api_key=...") and httpcore2 the response headers
+  at DEBUG, which a library user's logging setup would otherwise print as they are. So the
+  bridge-wide registry also learns the credentials calls compute (OAuth2 tokens, Basic).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import copy
 import http.cookiejar
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,9 +43,9 @@ from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
 from .errors import ArgumentError, BridgeError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
 from .request import PreparedRequest, build_request, header_problem
-from .stream import StreamOptions, StreamState, open_stream
+from .stream import StreamOptions, StreamState, open_chunks
 from .urls import check_url
-from .variables import SecretRegistry, Variables
+from .variables import SecretRegistry, Variables, needs_substitution
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
 # Input schemas that allow or define arguments beyond `properties`: no undeclared-argument check.
@@ -55,6 +60,15 @@ _OPEN_SCHEMA_KEYS = {
     "if",
     "dependentSchemas",
 }
+# Loggers that print request URLs (httpx2, INFO) or response headers (httpcore2, DEBUG).
+_HTTP_LOGGERS = (
+    "httpx2",
+    "httpcore2.connection",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+)
 
 
 @dataclass(frozen=True)
@@ -110,12 +124,17 @@ class Bridge:
             for name, (manual, spec) in tool_names(manuals).items()
         }
         self.secrets = SecretRegistry(_known_secrets(self.tools.values(), variables))
+        # A template without variables is used as it is: no dump and re-validation per call.
+        self._templated = {
+            name for name, tool in self.tools.items() if needs_substitution(tool.spec.template)
+        }
         self._validators = {
             name: validator_for(tool.spec.inputs, default=Draft202012Validator)(tool.spec.inputs)
             for name, tool in self.tools.items()
         }
         self._tokens = TokenCache()
         self._client: httpx2.AsyncClient | None = None
+        self._log_filter = _RedactingFilter(self.secrets)
 
     async def __aenter__(self) -> Bridge:
         no_cookies = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
@@ -129,9 +148,13 @@ class Bridge:
             ),
             follow_redirects=False,
         )
+        for name in _HTTP_LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        for name in _HTTP_LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -187,7 +210,9 @@ class Bridge:
         client = self._client
         plan = self._plan(name, arguments)
         manual, spec = plan.tool.manual, plan.tool.spec
-        template = self.variables.substitute(manual, spec.template, secrets, tool=spec)
+        template = spec.template
+        if plan.tool.name in self._templated:
+            template = self.variables.substitute(manual, template, secrets, tool=spec)
         for value in _auth_secrets(template.auth):
             secrets.add(value)
         prepared = build_request(template, plan.arguments)
@@ -202,8 +227,9 @@ class Bridge:
             refresh = False
             for header, value in request.headers.items():  # computed credentials: tokens, basic
                 if prepared.headers.get(header) != value:
-                    secrets.add(value)
-                    secrets.add(value.partition(" ")[2])
+                    for registry in (secrets, self.secrets):  # bridge-wide for the log filter
+                        registry.add(value)
+                        registry.add(value.partition(" ")[2])
             return request
 
         async def refresh_auth() -> bool:
@@ -223,10 +249,10 @@ class Bridge:
         if template.event_type is not None:
             types = frozenset({template.event_type})
         event_filter = EventFilter(event_types=types, match=plan.match)
-        events = open_stream(client, connect, options, state, refresh_auth=refresh_auth)
-        async with contextlib.aclosing(events):
+        chunks = open_chunks(client, connect, options, state, refresh_auth=refresh_auth)
+        async with contextlib.aclosing(chunks):
             yield Accepted(
-                events, state, filter=event_filter, bounds=plan.bounds, redact=secrets.redact
+                chunks, state, filter=event_filter, bounds=plan.bounds, redact=secrets.redact
             )
 
     def _tool(self, name: str) -> BridgeTool:
@@ -328,10 +354,28 @@ class Bridge:
         return {name: schema[name] for name in RESERVED_ARGUMENTS}
 
 
+class _RedactingFilter(logging.Filter):
+    """Masks the bridge's secrets in a log record, whatever handler prints it later."""
+
+    def __init__(self, secrets: SecretRegistry) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._secrets.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 def _known_secrets(tools: Iterable[BridgeTool], variables: Variables) -> list[str]:
-    """Every value the bridge could send as a variable: redacted from every call's output."""
+    """Every value the bridge could send as a variable or a credential written in a manual:
+    redacted from every call's output and from the HTTP client's log lines."""
     values = list(variables.explicit.values())
     for tool in tools:
+        literal = _auth_secrets(tool.spec.template.auth)
+        values.extend(value for value in literal if not needs_substitution(value))
         for var in variables.referenced(tool.spec):
             if (value := variables.lookup(tool.manual, var)) is not None:
                 values.append(value)

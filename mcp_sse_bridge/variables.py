@@ -211,6 +211,17 @@ class Variables:
         return VariableError(message, names=names, hint=hint)
 
 
+def needs_substitution(value: Any) -> bool:
+    """False when `Variables.substitute` would return `value` as it is: no string holds a `$`.
+
+    Substituting a pydantic model dumps and re-validates it, so callers that substitute the same
+    template on every call decide this once and skip the templates without variables.
+    """
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    return any("$" in text and not _JSON_REF.search(text) for text in _strings(value))
+
+
 def _one_of(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"one of {', '.join(names)}"
 

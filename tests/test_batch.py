@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_sse_bridge.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
 from mcp_sse_bridge.errors import ServerError
@@ -30,13 +32,18 @@ def numbered(n: int, event: str = "message", **data: Any) -> ServerSentEvent:
 
 
 async def feed(
-    state: StreamState, events: list[ServerSentEvent], then: str | Exception = "close"
-) -> AsyncIterator[ServerSentEvent]:
-    """Yield like open_stream (state.last_event_id follows), then end, hang or fail."""
-    for event in events:
+    state: StreamState,
+    events: list[ServerSentEvent],
+    then: str | Exception = "close",
+    *,
+    per_chunk: int = 1,
+) -> AsyncIterator[list[ServerSentEvent]]:
+    """Yield like open_chunks (lists; state.last_event_id is ahead), then end, hang or fail."""
+    for start in range(0, len(events), per_chunk):
+        chunk = events[start : start + per_chunk]
         await anyio.lowlevel.checkpoint()  # like a socket read
-        state.last_event_id = event.id
-        yield event
+        state.last_event_id = chunk[-1].id
+        yield chunk
     if then == "hang":  # a quiet upstream that never sends again
         await anyio.sleep_forever()
     if isinstance(then, Exception):
@@ -49,10 +56,11 @@ async def run(
     *,
     filter: EventFilter | None = None,
     state: StreamState | None = None,
+    per_chunk: int = 1,
     **bounds: Any,
 ) -> Batch:
     state = state or StreamState()
-    source = feed(state, events, then)
+    source = feed(state, events, then, per_chunk=per_chunk)
     with anyio.fail_after(5):
         async with contextlib.aclosing(source):
             return await collect(
@@ -228,10 +236,10 @@ async def test_filtered_events_keep_an_idle_stream_alive() -> None:
     state = StreamState()
     send, receive = anyio.create_memory_object_stream[ServerSentEvent](10)
 
-    async def upstream() -> AsyncIterator[ServerSentEvent]:
+    async def upstream() -> AsyncIterator[list[ServerSentEvent]]:
         async for event in receive:
             state.last_event_id = event.id
-            yield event
+            yield [event]
 
     only = EventFilter(event_types=frozenset({"wanted"}))
     bounds = Bounds(idle_seconds=0.5, max_seconds=10)
@@ -299,6 +307,123 @@ async def test_on_event_gets_each_accepted_event_and_its_count() -> None:
     batch = await collect(source, state, filter=only, bounds=Bounds(), on_event=on_event)
     assert seen == [({"n": 1}, 1), ({"n": 3}, 2)]
     assert batch.count == 2
+
+
+# -- many events per chunk -----------------------------------------------------------------------
+
+
+def mixed(n: int) -> list[ServerSentEvent]:
+    """Events 1..n: every third is a "trade", the others "quote"."""
+    return [numbered(i, "trade" if i % 3 == 0 else "quote") for i in range(1, n + 1)]
+
+
+@pytest.mark.anyio
+async def test_max_events_inside_a_chunk_takes_no_more_and_counts_exactly() -> None:
+    only = EventFilter(event_types=frozenset({"trade"}))
+    batch = await run(mixed(30), filter=only, max_events=2, per_chunk=30)
+    assert [item["id"] for item in batch.events] == ["3", "6"]
+    assert (batch.stop_reason, batch.last_event_id) == ("max_events", "6")
+    assert batch.skipped["filtered"] == 4  # 1, 2, 4, 5: not the unread 7..30
+
+
+@pytest.mark.anyio
+async def test_until_event_inside_a_chunk_ends_there() -> None:
+    only = EventFilter(event_types=frozenset({"trade"}))
+    batch = await run(mixed(30), filter=only, until_event="quote", per_chunk=30)
+    assert [item["id"] for item in batch.events] == ["1"]
+    assert (batch.stop_reason, batch.last_event_id, batch.skipped["filtered"]) == (
+        "until_event",
+        "1",
+        0,
+    )
+
+
+@pytest.mark.anyio
+async def test_max_bytes_inside_a_chunk_resumes_after_the_filtered_event_before_it() -> None:
+    events = [ev("a" * 60, "trade", "1"), ev("b", "quote", "2"), ev("c" * 60, "trade", "3")]
+    only = EventFilter(event_types=frozenset({"trade"}))
+    batch = await run(events + mixed(5), filter=only, max_bytes=100, per_chunk=8)
+    assert [item["id"] for item in batch.events] == ["1"]
+    assert (batch.stop_reason, batch.last_event_id) == ("max_bytes", "2")
+    assert batch.skipped["filtered"] == 1
+
+
+@pytest.mark.anyio
+async def test_max_bytes_on_a_chunks_first_event_keeps_the_previous_cursor() -> None:
+    events = [ev("a" * 60, id="1"), ev("b" * 60, id="2")]
+    batch = await run(events, max_bytes=100, per_chunk=1)
+    assert (batch.stop_reason, batch.last_event_id, batch.count) == ("max_bytes", "1", 1)
+
+
+@pytest.mark.anyio
+async def test_a_whole_chunk_moves_the_cursor_to_the_streams_last_event_id() -> None:
+    """After an id-only block (`id: 9` then a blank line) the stream's last id is ahead."""
+    state = StreamState()
+
+    async def chunks() -> AsyncIterator[list[ServerSentEvent]]:
+        state.last_event_id = "9"
+        yield [numbered(1, "quote"), numbered(2, "quote")]
+
+    source = chunks()
+    only = EventFilter(event_types=frozenset({"trade"}))
+    batch = await collect(source, state, filter=only, bounds=Bounds())
+    assert (batch.stop_reason, batch.count, batch.last_event_id) == ("closed", 0, "9")
+    assert batch.skipped["filtered"] == 2
+
+
+@pytest.mark.anyio
+async def test_a_consumer_stopping_inside_a_chunk_resumes_after_its_last_event() -> None:
+    state = StreamState()
+    source = feed(state, mixed(12), per_chunk=12)
+    run_ = Accepted(
+        source, state, filter=EventFilter(frozenset({"trade"})), bounds=Bounds(max_events=10)
+    )
+    async with contextlib.aclosing(source), contextlib.aclosing(aiter(run_)) as accepted:
+        async for item in accepted:
+            if item["id"] == "6":
+                break
+    assert (run_.stop_reason, run_.count, run_.filtered, run_.last_event_id) == (None, 2, 4, "6")
+
+
+def _outcome(events: list[ServerSentEvent], per_chunk: int, **kwargs: Any) -> dict[str, Any]:
+    batch = anyio.run(lambda: run(events, per_chunk=per_chunk, **kwargs))
+    return {**batch.to_dict(), "elapsed_s": None}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(
+        st.builds(
+            ServerSentEvent,
+            st.sampled_from(["quote", "trade", "done"]),
+            st.text("ab", max_size=12),
+            st.text("0123456789", max_size=2),
+        ),
+        max_size=40,
+    ),
+    per_chunk=st.integers(2, 41),
+    types=st.none() | st.frozensets(st.sampled_from(["quote", "trade"]), min_size=1),
+    max_events=st.integers(1, 12),
+    max_bytes=st.none() | st.integers(1, 60),
+    until_event=st.none() | st.just("done"),
+)
+def test_batches_do_not_depend_on_how_events_are_chunked(
+    events: list[ServerSentEvent],
+    per_chunk: int,
+    types: frozenset[str] | None,
+    max_events: int,
+    max_bytes: int | None,
+    until_event: str | None,
+) -> None:
+    kwargs = {
+        "filter": EventFilter(event_types=types),
+        "max_events": max_events,
+        "max_bytes": max_bytes,
+        "until_event": until_event,
+    }
+    one_by_one = _outcome(events, 1, **kwargs)
+    assert _outcome(events, per_chunk, **kwargs) == one_by_one
+    assert one_by_one["count"] <= max_events
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -245,6 +247,49 @@ async def test_oauth2_token_is_refreshed_once_on_401_and_never_leaks() -> None:
     assert issued == ["tok-1-abcdef", "tok-2-abcdef", "tok-3-abcdef"]  # one refresh per call
     assert [r.path for r in server.requests].count("/stream") == 4
     assert "expired: ***" in str(caught.value) and "tok-" not in str(caught.value)
+
+
+BASIC_TOKEN = base64.b64encode(f"reader:{SECRET}".encode()).decode()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("auth", "secret"),
+    [
+        ({**API_KEY, "location": "query"}, SECRET),
+        ({**API_KEY, "api_key": SECRET, "location": "query"}, SECRET),  # written in the manual
+        ({"auth_type": "basic", "username": "reader", "password": "${API_KEY}"}, BASIC_TOKEN),
+    ],
+    ids=["variable", "literal", "computed"],
+)
+async def test_http_client_log_lines_never_show_a_secret(
+    auth: dict[str, str], secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A library user logging everything: httpx2 logs each request URL (query included) at
+    INFO, httpcore2 the response headers at DEBUG, and this upstream echoes the credential."""
+
+    async def handler(request: Request, response: Response) -> None:
+        echo = request.headers.get("authorization") or dict(request.query)["X-Api-Key"]
+        await response.head(headers={"X-Echo": echo})
+        await response.send(sse_lines({"id": "1", "data": "x"}))
+        await response.finish()
+
+    caplog.set_level(logging.DEBUG)  # on the root logger, as logging.basicConfig would
+    http_logger = logging.getLogger("httpx2")
+    filters = list(http_logger.filters)
+    async with serve(handler) as server, bridge(server.url + "/s", auth=auth) as b:
+        assert (await b.call("quotes", {"symbol": "A"})).count == 1
+    assert "HTTP Request: GET" in caplog.text
+    assert "x-echo" in caplog.text.lower()  # the response headers were logged
+    assert secret not in caplog.text
+    assert http_logger.filters == filters  # removed when the bridge closes
+
+
+@pytest.mark.anyio
+async def test_a_template_with_only_a_literal_dollar_is_still_substituted() -> None:
+    async with serve(send_events({"data": "x"})) as server, bridge(server.url + "/s?q=$$top") as b:
+        await b.call("quotes", {"symbol": "A"})
+    assert server.requests[0].query == [("q", "$top"), ("symbol", "A")]
 
 
 # -- refused before connecting ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""open_stream against a real loopback server: handshake, redirects, drops and reconnects."""
+"""open_chunks against a real loopback server: handshake, redirects, drops and reconnects."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from mcp_sse_bridge.errors import (
 )
 from mcp_sse_bridge.request import PreparedRequest
 from mcp_sse_bridge.sse import ServerSentEvent
-from mcp_sse_bridge.stream import StreamOptions, StreamState, open_stream
+from mcp_sse_bridge.stream import StreamOptions, StreamState, open_chunks
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
@@ -57,15 +57,22 @@ async def read_all(
     """Every event until the stream ends (bounded in count and time)."""
     state = state or StreamState()
     refresh = kwargs.pop("refresh_auth", None)
-    events = open_stream(client, connector(url, **kwargs), options, state, refresh_auth=refresh)
+    chunks = open_chunks(client, connector(url, **kwargs), options, state, refresh_auth=refresh)
     out: list[ServerSentEvent] = []
     with anyio.fail_after(5):
-        async with contextlib.aclosing(events):
-            async for event in events:
-                out.append(event)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                out.extend(chunk)
                 if len(out) >= limit:
                     break
     return out
+
+
+async def flatten(chunks: AsyncIterator[list[ServerSentEvent]]) -> AsyncIterator[ServerSentEvent]:
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            for event in chunk:
+                yield event
 
 
 def ids(events: list[ServerSentEvent]) -> list[str]:
@@ -117,6 +124,31 @@ async def test_clean_end_yields_every_event_once_and_does_not_reconnect(client) 
     [request] = server.requests
     assert request.headers["accept"] == "text/event-stream"
     assert "last-event-id" not in request.headers
+
+
+@pytest.mark.anyio
+async def test_a_read_comes_as_one_list_and_reads_without_events_yield_nothing(client) -> None:
+    got_first = anyio.Event()
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.send("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 9\n\n")
+        await got_first.wait()  # so what follows is a read of its own
+        await response.send(": ping\n\nretry: 5\n\nevent: ping\n\n")  # no event in there
+        await response.finish()
+
+    async with serve(handler) as server:
+        state = StreamState()
+        lists: list[list[str]] = []
+        ahead: list[str] = []
+        chunks = open_chunks(client, connector(server.url), FAST, state)
+        with anyio.fail_after(5):
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    lists.append(ids(chunk))
+                    ahead.append(state.last_event_id)
+                    got_first.set()
+    assert lists == [["1", "2"]]
+    assert ahead == ["9"]  # while a list is out, the state is already past it (id-only block)
 
 
 @pytest.mark.anyio
@@ -379,7 +411,7 @@ async def test_failures_during_reconnect_are_retried(client) -> None:
 
     async with serve(handler) as server:
         state = StreamState()
-        events = open_stream(client, connect, FAST, state)
+        events = flatten(open_chunks(client, connect, FAST, state))
         with anyio.fail_after(5):
             async with contextlib.aclosing(events):
                 got = [event async for event in events]
@@ -394,7 +426,7 @@ async def test_auth_error_during_reconnect_is_raised(client) -> None:
     async with serve(handler) as server:
         got: list[ServerSentEvent] = []
         with pytest.raises(AuthError):
-            events = open_stream(client, connector(server.url), FAST, StreamState())
+            events = flatten(open_chunks(client, connector(server.url), FAST, StreamState()))
             async with contextlib.aclosing(events):
                 async for event in events:
                     got.append(event)
@@ -409,7 +441,7 @@ async def test_reconnect_attempts_are_bounded_by_the_callers_deadline(client) ->
         state = StreamState()
         got: list[ServerSentEvent] = []
         with anyio.move_on_after(0.6) as scope:
-            events = open_stream(client, connector(server.url), FAST, state)
+            events = flatten(open_chunks(client, connector(server.url), FAST, state))
             async with contextlib.aclosing(events):
                 async for event in events:
                     got.append(event)
@@ -426,7 +458,9 @@ async def test_dropped_post_is_never_sent_again(client) -> None:
     async with serve(events_then(sse_lines({"id": "1", "data": "a"}), "abort")) as server:
         got: list[ServerSentEvent] = []
         with pytest.raises(UpstreamError) as caught:
-            events = open_stream(client, connector(server.url, content=b"{}"), FAST, StreamState())
+            events = flatten(
+                open_chunks(client, connector(server.url, content=b"{}"), FAST, StreamState())
+            )
             async with contextlib.aclosing(events):
                 async for event in events:
                     got.append(event)
@@ -467,7 +501,7 @@ async def test_401_retries_once_after_refresh_auth(client) -> None:
         return PreparedRequest("GET", server.url, {"Authorization": f"Bearer {token}"}, None, False)
 
     async with serve(handler) as server:
-        events = open_stream(client, connect, FAST, StreamState(), refresh_auth=refresh)
+        events = flatten(open_chunks(client, connect, FAST, StreamState(), refresh_auth=refresh))
         async with contextlib.aclosing(events):
             got = [event.data async for event in events]
     assert got == ["ok"] and refreshed == 1
@@ -495,7 +529,7 @@ async def test_cancellation_closes_the_upstream_connection(client) -> None:
         got = anyio.Event()
 
         async def consume() -> None:
-            events = open_stream(client, connector(server.url), FAST, StreamState())
+            events = flatten(open_chunks(client, connector(server.url), FAST, StreamState()))
             async with contextlib.aclosing(events):
                 async for _event in events:
                     got.set()  # then wait in the stream for an event that never comes

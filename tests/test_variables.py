@@ -10,7 +10,13 @@ import pytest
 
 from mcp_sse_bridge.errors import BridgeError, VariableError
 from mcp_sse_bridge.manual import Manual, SseCallTemplate, ToolSpec, load_manual
-from mcp_sse_bridge.variables import SecretRegistry, Variables, parse_env_file, parse_var
+from mcp_sse_bridge.variables import (
+    SecretRegistry,
+    Variables,
+    needs_substitution,
+    parse_env_file,
+    parse_var,
+)
 from tests.sse_server import Request, Response, serve_in_thread
 
 
@@ -170,6 +176,26 @@ def test_substitute_returns_a_model_of_the_same_type() -> None:
     assert resolved.headers == {"X-Key": "kkkk"}
     assert (resolved.auth.username, resolved.auth.password) == ("uuuu", "pppp")
     assert template.headers == {"X-Key": "${KEY}"}
+
+
+@pytest.mark.parametrize(
+    ("template", "needed"),
+    [
+        ({}, False),
+        ({"headers": {"X-Price": "5 USD", "$weird-key": "x"}}, False),  # keys are never read
+        ({"headers": {"X-Schema": '{"$ref": "#/a"}'}}, False),
+        ({"url": "https://api.example.com/events?q=$$x"}, True),  # `$$` still becomes `$`
+        ({"headers": {"X-Key": "$KEY"}}, True),
+        ({"header_fields": ["a", "${B}"]}, True),
+        ({"auth": {"auth_type": "basic", "username": "u", "password": "${P}"}}, True),
+        ({"headers": {"X": "${bad-name}"}}, True),  # so the call reports it
+    ],
+)
+def test_needs_substitution_finds_any_dollar_in_a_template(template: dict, needed: bool) -> None:
+    model = make_manual(**template).tools[0].template
+    assert needs_substitution(model) is needed
+    if not needed:  # skipping it is safe: substitute would return the same template
+        assert resolve(Variables({}, {}), make_manual(), model) == model
 
 
 def test_referenced_lists_template_variables_in_order() -> None:
