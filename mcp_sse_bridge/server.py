@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
@@ -23,12 +23,14 @@ import uvicorn
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
+from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_sse_bridge import __version__
 from mcp_sse_bridge.batch import Batch
 from mcp_sse_bridge.engine import Bridge
 from mcp_sse_bridge.errors import BridgeError, UpstreamError
+from mcp_sse_bridge.stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +112,10 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
         ctx: ServerRequestContext[Bridge], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         arguments = dict(params.arguments or {})
+        report = ctx.session.report_progress if wants_progress(ctx) else None
         try:
             batch = await call_with_progress(
-                bridge, params.name, arguments, ctx.session.report_progress, liveness_seconds
+                bridge, params.name, arguments, report, liveness_seconds
             )
         except BridgeError as err:
             logger.info("tool %s failed: %s", params.name, error_text(err))
@@ -159,14 +162,33 @@ def _describe(bridge: Bridge, name: str) -> types.Tool:
     )
 
 
+def wants_progress(ctx: ServerRequestContext[Bridge]) -> bool:
+    """Whether the caller asked for progress (else reporting it is wasted work per event).
+
+    On the wire the ask is a progress token in the request's `_meta`. In-process (direct)
+    dispatch hands progress to the caller's callback without a token, so there we cannot tell;
+    the SDK shows the transport only on the session's private dispatch context, and when that
+    is not found the answer is yes (slower, never silent).
+    """
+    if (ctx.meta or {}).get("progress_token") is not None:
+        return True
+    transport = getattr(getattr(ctx.session, "_request_outbound", None), "transport", None)
+    return getattr(transport, "kind", DIRECT_TRANSPORT_KIND) == DIRECT_TRANSPORT_KIND
+
+
 async def call_with_progress(
     bridge: Bridge,
     name: str,
     arguments: dict[str, Any],
-    report: ReportProgress,
+    report: ReportProgress | None,
     liveness_seconds: float,
 ) -> Batch:
-    """`bridge.call` that reports each accepted event and, while the stream is quiet, liveness."""
+    """`bridge.call` that reports each accepted event and, while the stream is quiet, liveness.
+
+    With `report` None nobody listens: a plain `bridge.call`, no keep-alive task, no summaries.
+    """
+    if report is None:
+        return await bridge.call(name, arguments)
     total = arguments.get("max_events", bridge.limits.default_max_events)
     progress = Progress(report, total=total, interval=liveness_seconds)
     async with anyio.create_task_group() as tg:
@@ -249,9 +271,16 @@ def summarize(event: dict[str, Any]) -> str:
 
 
 async def run_stdio(server: Server[Bridge]) -> None:
-    """Serve one client over stdin/stdout (the SDK points fd 1 at stderr meanwhile)."""
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    """Serve one client over stdin/stdout (fd 1 points at stderr meanwhile).
+
+    Pipes and sockets are served on the event loop (`stdio.nonblocking_stdio`); anything else
+    by the SDK's default, which hops to a worker thread per message.
+    """
+    with nonblocking_stdio() as (stdin, stdout):
+        # stdio_server only iterates stdin and awaits stdout.write()/flush(): duck-typed files
+        files = cast("tuple[anyio.AsyncFile[str] | None, ...]", (stdin, stdout))
+        async with stdio_server(*files) as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 async def run_http(server: Server[Bridge], sock: socket.socket, *, auth_token: str | None) -> None:

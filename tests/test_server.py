@@ -24,9 +24,11 @@ import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_sse_bridge import server as bridge_server
 from mcp_sse_bridge.engine import Bridge, Limits
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, parse_manual
 from mcp_sse_bridge.server import BATCH_SCHEMA, build_server
+from mcp_sse_bridge.stdio import PipeReader, PipeWriter
 from mcp_sse_bridge.variables import Variables
 from tests.sse_server import (
     Handler,
@@ -310,6 +312,33 @@ async def test_liveness_progress_while_the_stream_is_quiet(mode: str) -> None:
     assert seen[-1] == (2, 'tick #1: {"price":101}')
 
 
+@pytest.mark.parametrize(
+    ("mode", "asked", "progress_objects"),
+    [("legacy", False, 0), ("legacy", True, 1), ("auto", False, 1)],
+)
+async def test_progress_work_only_when_someone_can_hear_it(
+    monkeypatch: pytest.MonkeyPatch, mode: str, asked: bool, progress_objects: int
+) -> None:
+    """No token, no keep-alive task and no summaries; in-process calls carry no token, so
+    there the bridge cannot tell and keeps reporting."""
+    made: list[bridge_server.Progress] = []
+
+    class Counted(bridge_server.Progress):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pass
+
+    monkeypatch.setattr(bridge_server, "Progress", Counted)
+    async with session(stream(*ticks(3)), mode) as (client, _):
+        callback = on_progress if asked else None
+        result = await client.call_tool("ticks", {"symbol": "X"}, progress_callback=callback)
+    assert batch_of(result)["count"] == 3
+    assert len(made) == progress_objects
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 
@@ -528,6 +557,52 @@ async def test_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_path: Path) -> No
     assert progress == [1, 2]
     final = next(line for line in lines if line.get("id") == 2)
     assert final["result"]["structuredContent"]["count"] == 2
+
+
+async def test_stdio_on_inherited_pipes_a_1_mb_result_then_eof_restores_them(
+    tmp_path: Path,
+) -> None:
+    """Pipes are served non-blocking: a 1 MB result arrives whole, EOF on stdin ends the
+    server with 0, and the pipe ends it shared with us are blocking again afterwards."""
+    big = [{"event": "tick", "id": str(i), "data": f"{i}" * 300_000} for i in range(4)]
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "ticks", "arguments": {"symbol": "X", "max_events": 4}}},
+    ]  # fmt: skip
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    os.set_blocking(stdin_w, False)  # our ends only: their descriptions are not the child's
+    os.set_blocking(stdout_r, False)
+    try:
+        async with serve(stream(*big)) as upstream:
+            manual = write_manual(tmp_path, upstream.url)
+            command = bridge_command("--manual", str(manual), "--max-bytes", "2000000")
+            env = {**os.environ, "API_KEY": SECRET}
+            with anyio.fail_after(30):
+                async with await anyio.open_process(
+                    command, stdin=stdin_r, stdout=stdout_w, stderr=subprocess.DEVNULL, env=env
+                ) as proc:
+                    writer = PipeWriter(stdin_w)
+                    for request in requests:
+                        await writer.write(json.dumps(request) + "\n")
+                    lines = aiter(PipeReader(stdout_r))
+                    replies = [json.loads(await anext(lines)) for _ in range(2)]
+                    os.close(stdin_w)
+                    stdin_w = -1
+                    assert await proc.wait() == 0
+        assert os.get_blocking(stdin_r) and os.get_blocking(stdout_w)
+    finally:
+        for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+            if fd >= 0:
+                os.close(fd)
+    assert [reply["id"] for reply in replies] == [1, 2]
+    batch = replies[1]["result"]["structuredContent"]
+    assert [event["data"] for event in batch["events"]] == [event["data"] for event in big]
+    assert json.loads(replies[1]["result"]["content"][0]["text"]) == batch
 
 
 async def start_http_bridge(
