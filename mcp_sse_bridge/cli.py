@@ -4,9 +4,13 @@ Every failure is one line on stderr, never a traceback. Exit codes: 0 success; 1
 upstream (connect, HTTP status, protocol); 2 a usage or configuration problem (bad flag, bad
 manual, missing variable, bad argument, tool not ready); 130 interrupted.
 
-`call` arguments are `key=value`: the value is parsed as JSON when it parses (`max_events=5`,
-`match={"symbol":"AAPL"}`) and is the raw text otherwise (`symbol=AAPL`); an argument whose
-schema type is `string` always gets the raw text, so `job_id=4711` stays `"4711"`.
+`call` arguments are `key=value`, before or after the options: the value is parsed as JSON when
+it parses (`max_events=5`, `match={"symbol":"AAPL"}`) and is the raw text otherwise
+(`symbol=AAPL`); an argument whose schema allows a string (`"type": "string"` or a type list
+holding it) always gets the raw text, so `job_id=4711` stays `"4711"`.
+
+Text from manuals and upstreams reaches the terminal only without control characters, so
+neither can forge escape sequences there.
 
 The MCP SDK takes about a second to import, so only the commands that need it import
 `server` (and through it `mcp`): `list` and `check` stay quick.
@@ -19,18 +23,20 @@ import functools
 import gc
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import anyio
 
 from mcp_sse_bridge import __version__
 from mcp_sse_bridge.engine import Bridge, Limits
-from mcp_sse_bridge.errors import BridgeError, UpstreamError
+from mcp_sse_bridge.errors import BridgeError, UpstreamError, excerpt
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, load_manual
 from mcp_sse_bridge.urls import check_url
 from mcp_sse_bridge.variables import SecretRegistry, Variables, parse_env_file, parse_var
@@ -40,6 +46,7 @@ logger = logging.getLogger("mcp_sse_bridge")
 COMMANDS = ("serve", "list", "check", "call", "demo")
 AUTH_TOKEN_ENV = "MCP_SSE_BRIDGE_AUTH_TOKEN"
 DEFAULTS = Limits()
+Bound = TypeVar("Bound", int, float)
 
 
 class UsageError(Exception):
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not words or (words[0] not in COMMANDS and words[0] not in ("-h", "--help", "--version")):
         words.insert(0, "serve")
     try:
-        args = _parser().parse_args(words)
+        args = _parse(words)
         _setup_logging(args.log_level)
         return args.run(args)
     except UsageError as err:
@@ -71,8 +78,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"mcp-sse-bridge: error: {message}", file=sys.stderr)
+    print(f"mcp-sse-bridge: error: {_printable(message)}", file=sys.stderr)
     return code
+
+
+def _printable(text: str) -> str:
+    """`text` as one line that is safe on a terminal.
+
+    Control and invisible characters (escape sequences, bidi overrides) become spaces,
+    whitespace is folded, and lone surrogates (from JSON escapes), which stdout cannot encode,
+    become `?`.
+    """
+    line = excerpt(text, limit=sys.maxsize)
+    return line.encode("utf-8", "replace").decode("utf-8")
 
 
 def _error_text(err: BridgeError) -> str:
@@ -82,6 +100,26 @@ def _error_text(err: BridgeError) -> str:
 
 
 # -- parser -----------------------------------------------------------------------------------
+
+
+def _parse(words: list[str]) -> argparse.Namespace:
+    """Parse the command line; `call`'s key=value words may also come after options.
+
+    argparse gives a `nargs="*"` positional only the words before the first option, so in
+    `call TOOL --manual P symbol=AAPL` it would leave `symbol=AAPL` unrecognised.
+    """
+    parser = _parser()
+    args, extra = parser.parse_known_args(words)
+    if isinstance(getattr(args, "arguments", None), list):
+        args.arguments += [word for word in extra if _is_pair(word)]
+        extra = [word for word in extra if not _is_pair(word)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _is_pair(word: str) -> bool:
+    return "=" in word and not word.startswith("-")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,16 +219,16 @@ def _common_options() -> argparse.ArgumentParser:
     limits.add_argument(
         "--max-events",
         type=_positive(int),
-        default=DEFAULTS.default_max_events,
         metavar="N",
-        help="a call's max_events unless it asks (default: %(default)s)",
+        help="a call's max_events unless it asks "
+        f"(default: {DEFAULTS.default_max_events}, or the ceiling if lower)",
     )
     limits.add_argument(
         "--max-seconds",
         type=_positive(float),
-        default=DEFAULTS.default_max_seconds,
         metavar="S",
-        help="a call's max_seconds unless it asks (default: %(default)s)",
+        help="a call's max_seconds unless it asks "
+        f"(default: {DEFAULTS.default_max_seconds:g}, or the ceiling if lower)",
     )
     limits.add_argument(
         "--max-events-limit",
@@ -227,13 +265,15 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """A converter refusing zero, negatives, `nan` and `inf` (deadlines must be real numbers)."""
+
     def convert(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
             value = 0
-        if value <= 0:
-            noun = "integer" if kind is int else "number"
+        if not 0 < value < math.inf:  # also false for nan
+            noun = "integer" if kind is int else "finite number"
             raise argparse.ArgumentTypeError(f"expected a positive {noun}, got {text!r}")
         return value
 
@@ -250,6 +290,7 @@ class _LogFormat(logging.Formatter):
     """`mcp-sse-bridge: LEVEL: message`, every known secret masked (tracebacks included).
 
     HTTP client debug logs show URLs, and a manual may put an API key in a query string.
+    Control characters other than tab and newline go: log lines quote manuals and upstreams.
     """
 
     def __init__(self) -> None:
@@ -257,7 +298,10 @@ class _LogFormat(logging.Formatter):
         self.secrets = SecretRegistry()
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.secrets.redact(super().format(record))
+        return _LOG_CONTROLS.sub("", self.secrets.redact(super().format(record)))
+
+
+_LOG_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 _LOG_FORMAT = _LogFormat()
@@ -300,20 +344,33 @@ def _manuals(args: argparse.Namespace) -> list[Manual]:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
-    for flag, value, ceiling in (
-        ("--max-events", args.max_events, args.max_events_limit),
-        ("--max-seconds", args.max_seconds, args.max_seconds_limit),
-    ):
-        if value > ceiling:
-            raise UsageError(f"{flag} {value:g} is above its ceiling {flag}-limit {ceiling:g}")
     return Limits(
-        default_max_events=args.max_events,
+        default_max_events=_default(
+            "--max-events", args.max_events, DEFAULTS.default_max_events, args.max_events_limit
+        ),
         max_max_events=args.max_events_limit,
-        default_max_seconds=args.max_seconds,
+        default_max_seconds=_default(
+            "--max-seconds", args.max_seconds, DEFAULTS.default_max_seconds, args.max_seconds_limit
+        ),
         max_max_seconds=args.max_seconds_limit,
         idle_seconds=args.idle_seconds,
         max_bytes=args.max_bytes,
     )
+
+
+def _default(flag: str, given: Bound | None, builtin: Bound, ceiling: Bound) -> Bound:
+    """A call's default bound: as given, else the built-in one lowered to the ceiling.
+
+    Lowering only `--max-events-limit` must not trip over a default the user never set.
+    """
+    if given is None:
+        return min(builtin, ceiling)
+    if given > ceiling:
+        raise UsageError(
+            f"{flag} {given:g} is above its ceiling {flag}-limit {ceiling:g}: lower {flag} or "
+            f"raise {flag}-limit"
+        )
+    return given
 
 
 def _bridge(args: argparse.Namespace) -> Bridge:
@@ -397,15 +454,15 @@ def _list(args: argparse.Namespace) -> int:
     out = sys.stdout
     for name, tool in bridge.tools.items():
         out.write(f"{name}\n")
-        if tool.spec.description:
-            out.write(f"  {' '.join(tool.spec.description.split())}\n")
-        out.write(f"  arguments: {_describe_arguments(tool.spec.inputs)}\n")
+        if description := _printable(tool.spec.description):
+            out.write(f"  {description}\n")
+        out.write(f"  arguments: {_printable(_describe_arguments(tool.spec.inputs))}\n")
         missing = dict(variables.missing(tool.manual, tool.spec))
         needed = [
             f"{var} (MISSING: set one of {', '.join(missing[var])})" if var in missing else var
             for var in variables.referenced(tool.spec)
         ]
-        out.write(f"  variables: {', '.join(needed) or 'none'}\n")
+        out.write(f"  variables: {_printable(', '.join(needed)) or 'none'}\n")
     if bridge.tools:
         out.write(f"\nevery tool also takes: {', '.join(RESERVED_ARGUMENTS)}\n")
     else:
@@ -427,7 +484,7 @@ def _check(args: argparse.Namespace) -> int:
     bridge = _bridge(args)
     problems = _problems(bridge)
     for problem in problems:
-        print(f"mcp-sse-bridge: error: {problem}", file=sys.stderr)
+        print(f"mcp-sse-bridge: error: {_printable(problem)}", file=sys.stderr)
     if problems:
         return 2
     names = ", ".join(bridge.tools) or "none"
@@ -454,19 +511,35 @@ def _call(args: argparse.Namespace) -> int:
         result = anyio.run(run)
     finally:
         line.clear()
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(terminal_json(result))
     return 0
+
+
+def terminal_json(value: Any) -> str:
+    """Indented JSON for stdout that neither a terminal nor the encoder can trip over.
+
+    Non-ASCII text stays readable, but C1 controls (ESC's 8-bit twins) and lone surrogates are
+    written as `\\uXXXX` escapes: still the same JSON value, and no escape sequence or
+    UnicodeEncodeError. (json.dumps already escapes C0 controls.)
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
 
 def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, Any]:
     """`key=value` words -> tool arguments (JSON when it parses; raw text for string inputs)."""
-    properties = schema.get("properties", {})
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        properties = {}
     arguments: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"argument {pair!r} is not key=value (e.g. symbol=AAPL max_events=5)")
-        if properties.get(key, {}).get("type") == "string":
+        if _takes_text(properties.get(key)):
             arguments[key] = raw
             continue
         try:
@@ -474,6 +547,15 @@ def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, A
         except ValueError:
             arguments[key] = raw
     return arguments
+
+
+def _takes_text(schema: Any) -> bool:
+    """Whether a property's schema allows a string, so `4711` stays the text that was typed.
+
+    A boolean schema (`true`, valid JSON Schema) or one without `type` says nothing: JSON it is.
+    """
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return kind == "string" or (isinstance(kind, list) and "string" in kind)
 
 
 class LiveLine:
@@ -486,7 +568,9 @@ class LiveLine:
     async def show(self, progress: float, total: float | None, message: str | None) -> None:
         if self._live:
             count = f"{int(progress)}/{total:g}" if total else f"{int(progress)}"
-            line = f"[{count}] {message or ''}"[: shutil.get_terminal_size().columns - 1]
+            line = f"[{count}] {_printable(message or '')}"[
+                : shutil.get_terminal_size().columns - 1
+            ]
             self._stream.write(f"\r\x1b[2K{line}")
             self._stream.flush()
 

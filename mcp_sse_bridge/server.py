@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import anyio
 import mcp_types as types
+import pydantic_core
 import uvicorn
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_sse_bridge import __version__
 from mcp_sse_bridge.batch import Batch
 from mcp_sse_bridge.engine import Bridge
-from mcp_sse_bridge.errors import BridgeError, UpstreamError
+from mcp_sse_bridge.errors import BridgeError, UpstreamError, excerpt
 from mcp_sse_bridge.stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,16 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
                 "The server's log (stderr) has the details; please report it."
             )
         data = batch.to_dict()
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text = batch_text(data)
+        except ValueError as err:
+            logger.error("tool %s: the batch cannot be sent as JSON: %s", params.name, err)
+            return error_result(
+                f"The batch from {params.name!r} cannot be sent: an event's data is not valid "
+                "UTF-8 JSON (a lone surrogate such as \\ud800, a non-finite number, or nesting "
+                "too deep). Pass last_event_id to continue after these events, or lower "
+                "max_events to get the events before the bad one."
+            )
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=text)], structured_content=data
         )
@@ -202,6 +212,18 @@ async def call_with_progress(
     raise failure
 
 
+def batch_text(data: dict[str, Any]) -> str:
+    """The batch as compact JSON text; ValueError when no transport could send it.
+
+    Python strings may hold lone surrogates (JSON escapes like "\\ud800" decode to them) and
+    pydantic, which serialises every MCP message, stops at about 250 levels of nesting. Either
+    fails outside the tool handler, where over stdio it ends the session: refuse it here. The
+    probe is pydantic's own encoder (a fraction of the cost of `json.dumps`).
+    """
+    pydantic_core.to_json(data)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def error_text(err: BridgeError) -> str:
     """One line: what failed, the HTTP status when there was one, and what to do."""
     text = " ".join(str(err).split())
@@ -256,7 +278,12 @@ class Progress:
 
 
 def summarize(event: dict[str, Any]) -> str:
-    """A short one-line view of an event, e.g. `price_update #42: {"symbol":"AAPL",...`."""
+    """A short one-line view of an event, e.g. `price_update #42: {"symbol":"AAPL",...`.
+
+    Hosts show it in a terminal (Claude Code's progress line, our `call`): control characters
+    from the upstream, which could forge escape sequences, become spaces, and lone surrogates,
+    which no transport can encode, become `?`.
+    """
     data = event.get("data")
     text = (
         data
@@ -266,8 +293,8 @@ def summarize(event: dict[str, Any]) -> str:
     head = event.get("event", "message")
     if event.get("id"):
         head += f" #{event['id']}"
-    line = " ".join(f"{head}: {text}".split())
-    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 2] + ".."
+    line = excerpt(f"{head}: {text}"[: 4 * SUMMARY_CHARS], limit=SUMMARY_CHARS)
+    return line.encode("utf-8", "replace").decode("utf-8")
 
 
 async def run_stdio(server: Server[Bridge]) -> None:
@@ -297,19 +324,26 @@ async def run_http(server: Server[Bridge], sock: socket.socket, *, auth_token: s
 
 
 class BearerAuth:
-    """Refuses HTTP requests without `Authorization: Bearer <token>` (constant-time compare)."""
+    """Refuses HTTP requests without `Authorization: Bearer <token>`.
+
+    The scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.4); the
+    token is compared in constant time.
+    """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                await _unauthorized(send)
-                return
+        if scope["type"] == "http" and not self._authorized(scope):
+            await _unauthorized(send)
+            return
         await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = given.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.lstrip(b" "), self._token)
 
 
 async def _unauthorized(send: Send) -> None:

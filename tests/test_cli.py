@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,13 +17,15 @@ from typing import Any
 
 import pytest
 
-from mcp_sse_bridge.cli import LiveLine, main, parse_arguments
-from tests.sse_server import Request, Response, serve_in_thread, sse_lines
+from mcp_sse_bridge.cli import LiveLine, main, parse_arguments, terminal_json
+from tests.sse_server import Request, Response, serve_in_thread, sse_lines, wait_disconnect
 
 ROOT = Path(__file__).parent.parent
 DEMO = str(ROOT / "manuals" / "demo.json")
 DEMO_VARS = ["--var", "DEMO_BASE_URL=http://127.0.0.1:9", "--var", "DEMO_API_KEY=k3y-k3y"]
 SECRET = "sk-cli-0123456789"
+UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What must not reach a terminal from a manual or an upstream: C0/C1 controls (but newline)."""
 
 
 @pytest.fixture(autouse=True)
@@ -146,12 +149,18 @@ BAD_COMMAND_LINES = [
     (["list"], "no manual given"),
     (["check", "--manual", "missing.json"], "missing.json: file not found"),
     (["--manual", DEMO, "--max-events", "0"], "--max-events: expected a positive integer"),
-    (["--manual", DEMO, "--max-seconds", "soon"], "--max-seconds: expected a positive number"),
+    (["--manual", DEMO, "--max-seconds", "soon"], "--max-seconds: expected a positive finite"),
+    (["--manual", DEMO, "--max-seconds", "nan"], "--max-seconds: expected a positive finite"),
+    (["--manual", DEMO, "--max-seconds-limit", "inf"], "--max-seconds-limit: expected a positive"),
+    (["--manual", DEMO, "--idle-seconds", "1e400"], "--idle-seconds: expected a positive finite"),
+    (["--manual", DEMO, "--max-bytes", "nan"], "--max-bytes: expected a positive integer"),
     (["--manual", DEMO, "--max-events", "50", "--max-events-limit", "20"], "above its ceiling"),
     (["--manual", DEMO, "--transport", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
     (["--manual", DEMO, "--transport", "http", "--port", "http"], "expected a port number"),
     (["check", "--manual", DEMO, "--var", "NOVALUE"], "--var: expected NAME=VALUE"),
     (["call", "--manual", DEMO], "the following arguments are required: tool"),
+    (["call", "t", "--manual", DEMO, "a=1", "--bogus"], "unrecognized arguments: --bogus"),
+    (["check", "--manual", DEMO, "a=1"], "unrecognized arguments: a=1"),
 ]
 
 
@@ -276,6 +285,122 @@ def test_call_arguments_are_json_when_they_parse() -> None:
     }
 
 
+def test_call_arguments_keep_raw_text_wherever_the_schema_allows_a_string() -> None:
+    """A type list holding "string" keeps the text; boolean property schemas are valid JSON
+    Schema that say nothing about the type, so the value is JSON when it parses."""
+    schema = {
+        "properties": {
+            "job_id": {"type": ["string", "null"]},
+            "n": {"type": ["integer", "null"]},
+            "anything": True,
+            "nothing": False,
+        }
+    }
+    words = ["job_id=4711", "n=5", "anything=1", "nothing=[1]"]
+    assert parse_arguments(words, schema) == {
+        "job_id": "4711",
+        "n": 5,
+        "anything": 1,
+        "nothing": [1],
+    }
+    assert parse_arguments(["x=1"], {"type": "object"}) == {"x": 1}
+
+
+def test_call_takes_key_value_words_before_and_after_options(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    with serve_in_thread(ticks_then_hold) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        argv = ["call", "ticks", "symbol=AAPL", "--manual", manual, "max_events=2", "depth=3"]
+        code, out, err = run(capsys, *argv, "--var", f"API_KEY={SECRET}", "match={}")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["count"] == 2
+    assert upstream.requests[0].query == [("symbol", "AAPL"), ("depth", "3")]
+
+
+async def one_tick_then_hold(request: Request, response: Response) -> None:
+    await response.send(sse_lines({"event": "tick", "id": "0", "data": {"n": 0}}))
+    await wait_disconnect(response)
+
+
+@pytest.mark.parametrize(
+    ("ceiling", "handler", "stop_reason"),
+    [
+        (["--max-events-limit", "2"], ticks_then_hold, "max_events"),  # default 10 -> 2
+        (["--max-seconds-limit", "0.5"], one_tick_then_hold, "max_seconds"),  # 15 s -> 0.5 s
+    ],
+)
+def test_a_ceiling_below_the_builtin_default_lowers_it(
+    capsys: pytest.CaptureFixture,
+    tmp_path: Path,
+    ceiling: list[str],
+    handler: Any,
+    stop_reason: str,
+) -> None:
+    with serve_in_thread(handler) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        argv = ["call", "ticks", "symbol=X", "--manual", manual, "--var", f"API_KEY={SECRET}"]
+        code, out, err = run(capsys, *argv, *ceiling)
+    assert (code, err) == (0, "")
+    batch = json.loads(out)
+    assert batch["stop_reason"] == stop_reason
+    assert batch["count"] <= 2 and batch["elapsed_s"] < 5
+
+
+# -- nothing from a manual or an upstream drives the terminal ---------------------------------
+
+
+def test_list_and_logs_strip_control_characters_from_manuals(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J\x9b31m\r\x00"
+    doc = {
+        "tools": [
+            {
+                "name": "t",
+                "description": f"Ticks {evil}here.",
+                "inputs": {"type": "object", "properties": {f"arg{evil}": {"type": "string"}}},
+                "tool_call_template": {
+                    "call_template_type": "sse",
+                    "url": "https://feed.example/s",
+                    f"unknown{evil}": 1,  # a warning quoting the key, on stderr
+                },
+            }
+        ]
+    }
+    manual = tmp_path / "evil.json"
+    manual.write_text(json.dumps(doc))
+    code, out, err = run(capsys, "list", "--manual", str(manual))
+    assert code == 0, err
+    assert "unknown" in err and "]0;pwned" in out
+    assert not UNPRINTABLE.search(out) and not UNPRINTABLE.search(err), (out, err)
+
+
+def test_call_prints_c1_controls_and_lone_surrogates_as_json_escapes() -> None:
+    value = {"data": "\x9b31m red \ud800 é \x1b"}
+    text = terminal_json(value)
+    assert not UNPRINTABLE.search(text.replace("\n", ""))
+    assert "é" in text and "\\u009b" in text and "\\ud800" in text
+    assert json.loads(text) == value
+
+
+async def hostile_events(request: Request, response: Response) -> None:
+    await response.send('id: 1\ndata: {"t": "\x9b31m\\u001b[2J"}\n\nid: 2\ndata: "\\ud800"\n\n')
+    await response.finish()
+
+
+def test_call_output_from_a_hostile_upstream_is_safe_json(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    with serve_in_thread(hostile_events) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        argv = ["call", "ticks", "symbol=X", "--manual", manual, "--var", f"API_KEY={SECRET}"]
+        code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert not UNPRINTABLE.search(out.replace("\n", ""))
+    assert json.loads(out)["events"][0]["data"] == {"t": "\x9b31m\x1b[2J"}
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -288,9 +413,11 @@ async def test_the_live_line_rewrites_itself_on_a_terminal_only() -> None:
         line = LiveLine(stream)
         await line.show(1, 10, 'tick #1: {"n":1}')
         await line.show(1.5, 10, "waiting for events (5 s)")
+        await line.show(2, 10, "evil \x1b]0;pwned\x07\x9b31m\nline\ud800")
         line.clear()
     assert terminal.getvalue() == (
-        '\r\x1b[2K[1/10] tick #1: {"n":1}\r\x1b[2K[1/10] waiting for events (5 s)\r\x1b[2K'
+        '\r\x1b[2K[1/10] tick #1: {"n":1}\r\x1b[2K[1/10] waiting for events (5 s)'
+        "\r\x1b[2K[2/10] evil ]0;pwned 31m line?\r\x1b[2K"
     )
     assert pipe.getvalue() == ""
 

@@ -25,6 +25,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_sse_bridge import server as bridge_server
+from mcp_sse_bridge.batch import Batch
 from mcp_sse_bridge.engine import Bridge, Limits
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, parse_manual
 from mcp_sse_bridge.server import BATCH_SCHEMA, build_server
@@ -209,7 +210,7 @@ STOPS = [
         Limits(),
         ["0", "1", "9"],
     ),
-    ("max_bytes", stream(*ticks(5)), {}, Limits(max_bytes=30), ["0", "1"]),
+    ("max_bytes", stream(*ticks(5)), {}, Limits(max_bytes=40), ["0", "1"]),
 ]
 
 
@@ -280,7 +281,15 @@ async def test_progress_per_event_with_total_and_one_line_messages(mode: str) ->
     assert messages[0] == 'tick #0: {"price":100}'
     assert all("\n" not in m and len(m) <= 100 for m in messages)
     assert messages[3].startswith('tick #1: {"price":101,"text":"line one\\nline two é xxx')
-    assert messages[3].endswith("..")
+    assert messages[3].endswith("…")
+
+
+def test_summaries_carry_no_control_characters_or_lone_surrogates() -> None:
+    """Hosts print progress messages in a terminal, and a lone surrogate cannot be encoded."""
+    event = {"event": "t\x1b]0;title\x07", "id": "1", "data": "a\x1b[2Jb\x9b31m\ud800c\u202e"}
+    summary = bridge_server.summarize(event)
+    assert summary == "t ]0;title #1: a [2Jb 31m?c"
+    summary.encode("utf-8")
 
 
 @MODES
@@ -441,6 +450,106 @@ async def test_an_unexpected_failure_is_a_generic_error_result(mode: str) -> Non
         assert "Internal error in mcp-sse-bridge while calling 'ticks'" in text_of(result)
         assert SECRET not in text_of(result)
         assert len((await client.list_tools()).tools) == 2  # the session goes on
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@MODES
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param("bad \ud800", id="lone-surrogate"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(nested(300), id="nested-300"),
+    ],
+)
+async def test_a_batch_no_transport_can_send_is_an_error_result(
+    mode: str, data: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python holds these; UTF-8 JSON (and pydantic, which writes every MCP message) cannot.
+    The engine should never produce them; if it does, the call fails, not the session."""
+
+    class Unsendable(Bridge):
+        async def call(self, name: str, arguments: Any, **kwargs: Any) -> Batch:
+            events = [{"event": "message", "id": "7", "data": data}]
+            skipped = {"filtered": 0, "oversized": 0}
+            return Batch(events, 1, "closed", "7", 0.01, 0, skipped)
+
+    manual = parse_manual(
+        json.dumps(manual_doc("http://127.0.0.1:9")), name="f", source="f", trusted=True
+    )
+    bridge = Unsendable([manual], variables=Variables({"API_KEY": SECRET}, environ={}))
+    async with mcp.Client(build_server(bridge), mode=mode) as client:
+        result = await client.call_tool("ticks", {"symbol": "X"})
+        assert result.is_error
+        assert "cannot be sent: an event's data is not valid UTF-8 JSON" in text_of(result)
+        assert len((await client.list_tools()).tools) == 2  # the session goes on
+    assert "the batch cannot be sent as JSON" in caplog.text
+
+
+async def test_stdio_survives_an_event_holding_a_lone_surrogate(tmp_path: Path) -> None:
+    """`data: "\\ud800"` is JSON for a lone surrogate, which UTF-8 cannot encode. Neither the
+    reply nor its progress notification may end the session: a second call is answered."""
+
+    async def handler(request: Request, response: Response) -> None:
+        if request.path.endswith("/bad"):
+            await response.send('id: 1\ndata: "\\ud800"\n\n')
+        else:
+            await response.send(sse_lines(*ticks(1)))
+        await response.finish()
+
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}}  # fmt: skip
+    bad = {"name": "ticks", "arguments": {"symbol": "bad"}, "_meta": {"progressToken": "t"}}
+    good = {"name": "ticks", "arguments": {"symbol": "good"}}
+    async with serve(handler) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        command = bridge_command("--manual", str(manual))
+        env = {**os.environ, "API_KEY": SECRET}
+        with anyio.fail_after(20):
+            async with await anyio.open_process(
+                command, env=env, stderr=subprocess.DEVNULL
+            ) as proc:
+                assert proc.stdin and proc.stdout
+                lines = json_lines(proc.stdout)
+
+                async def send(message: dict[str, Any]) -> None:
+                    await proc.stdin.send((json.dumps(message) + "\n").encode())
+
+                async def reply(to: int) -> dict[str, Any]:
+                    """The reply to request `to`; EndOfStream if the server died first."""
+                    while (line := await anext(lines)).get("id") != to:
+                        pass
+                    return line
+
+                await send(initialize)
+                await reply(1)
+                await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": bad})
+                first = await reply(2)
+                await send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": good})
+                second = await reply(3)
+                await proc.stdin.aclose()
+                assert await proc.wait() == 0
+    assert "result" in first, first  # a tool result, not a JSON-RPC error
+    if first["result"].get("isError"):
+        assert "not valid UTF-8 JSON" in first["result"]["content"][0]["text"]
+    assert second["result"]["structuredContent"]["events"] == ticks(1)
+
+
+async def json_lines(stream: anyio.abc.ByteReceiveStream) -> AsyncIterator[dict[str, Any]]:
+    """JSON-RPC messages from a server's stdout; a line that is not JSON fails the test."""
+    buffer = b""
+    while True:
+        *complete, buffer = (buffer + await stream.receive()).split(b"\n")
+        for line in complete:
+            yield json.loads(line)
 
 
 # -- cancellation -----------------------------------------------------------------------------
@@ -642,16 +751,26 @@ async def test_streamable_http_with_progress_and_bearer_token(tmp_path: Path) ->
         async with http_bridge(manual, env=env) as url:
             async with httpx2.AsyncClient() as plain:
                 refused = await plain.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
-                wrong = await plain.post(url, headers={"Authorization": "Bearer nope"}, json={})
-            assert refused.status_code == 401 and wrong.status_code == 401
+                wrong = [
+                    "Bearer nope",
+                    "Bearer t0ken-t0ken2",
+                    "Basic t0ken-t0ken",
+                    "Bearert0ken-t0ken",
+                ]
+                statuses = [
+                    (await plain.post(url, headers={"Authorization": given}, json={})).status_code
+                    for given in [*wrong, "BEARER   t0ken-t0ken"]  # RFC 9110: any case, 1*SP
+                ]
+            assert refused.status_code == 401
             assert refused.headers["www-authenticate"] == "Bearer"
+            assert statuses[:-1] == [401] * len(wrong) and statuses[-1] != 401
 
             seen: list[tuple[float, float | None]] = []
 
             async def on_progress(progress: float, total: float | None, message: str | None):
                 seen.append((progress, total))
 
-            headers = {"Authorization": "Bearer t0ken-t0ken"}
+            headers = {"Authorization": "bearer t0ken-t0ken"}
             async with httpx2.AsyncClient(headers=headers, timeout=10) as http:
                 with anyio.fail_after(20):
                     async with mcp.Client(streamable_http_client(url, http_client=http)) as client:
