@@ -8,8 +8,10 @@ counts. `collect()` drives it to build the `Batch` that becomes a tool result; s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,21 +26,64 @@ OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
 Redact = Callable[[str], str]
 
 _NOT_JSON = object()
+MAX_DEPTH = 64
+"""Data nested deeper than this stays text: the MCP SDK cannot serialise ~250 levels, and no
+real event needs 64."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # `1e400`: valid JSON text, but no float a result could hold
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _decode(text: str) -> Any:
     """The strict JSON value of `text`, or `_NOT_JSON`.
 
-    NaN and Infinity are refused because a result holding them could not be sent as JSON.
+    Refused, so that the event keeps its text: NaN and Infinity (not JSON), numbers beyond the
+    float range (they would become Infinity), nesting deeper than `MAX_DEPTH`, and escaped lone
+    surrogates (`"\\ud800"`, not encodable as UTF-8). Each of them would make the result
+    unsendable as JSON, losing the whole batch for one event.
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return _NOT_JSON
+    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value):
+        return _NOT_JSON
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        return _NOT_JSON
+    return value
+
+
+def _encodable(value: Any) -> bool:
+    """Whether `value` survives UTF-8 (a pair of escaped surrogates does; a lone one does not)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests containers more than `MAX_DEPTH` levels deep (no recursion)."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def event_to_dict(event: ServerSentEvent) -> dict[str, Any]:
@@ -46,13 +91,29 @@ def event_to_dict(event: ServerSentEvent) -> dict[str, Any]:
 
     `id` is always present, "" when the stream never set one, so consumers need no key checks.
     `data` is the decoded value when the whole text is strict JSON (so "42" becomes 42), else the
-    text itself (e.g. OpenAI's "[DONE]").
+    text itself (e.g. OpenAI's "[DONE]", or JSON that `_decode` refuses).
     """
     value = _decode(event.data)
     return {
         "event": event.event,
         "id": event.id,
         "data": event.data if value is _NOT_JSON else value,
+    }
+
+
+def _redacted_dict(event: ServerSentEvent, redact: Redact) -> dict[str, Any]:
+    """`event_to_dict` with every secret masked.
+
+    The data text is redacted before it is decoded, so that a secret the upstream echoes as a
+    JSON number (`{"pin": 90817263}`) is caught too; such data is then no longer JSON and stays
+    text. The decoded strings are redacted again, for a secret written with JSON escapes.
+    """
+    text = redact(event.data)
+    value = _decode(text)
+    return {
+        "event": redact(event.event),
+        "id": redact(event.id),
+        "data": text if value is _NOT_JSON else _scrub(value, redact),
     }
 
 
@@ -65,6 +126,11 @@ def _scrub(value: Any, redact: Redact) -> Any:
     if isinstance(value, list):
         return [_scrub(item, redact) for item in value]
     return value
+
+
+def _size(event: ServerSentEvent) -> int:
+    """What an event costs of the byte budget: the UTF-8 bytes of its type, id and data."""
+    return len(event.event.encode()) + len(event.id.encode()) + len(event.data.encode())
 
 
 def _lookup(value: Any, path: tuple[str, ...]) -> Any:
@@ -157,10 +223,13 @@ class Accepted:
     - an event whose type is `until_event` is accepted whatever the filter says, and ends the pass
       ("until_event");
     - an event the filter refuses is counted in `filtered`;
-    - `max_bytes` bounds the UTF-8 size of the accepted events' `data` text: the event that would
-      exceed it is left out and ends the pass ("max_bytes"), so a resume starts with it. An event
-      that alone exceeds the budget is skipped and counted as oversized instead, or no resume
-      could ever get past it;
+    - `max_bytes` bounds the accepted events' size, counted as the UTF-8 bytes of each event's
+      type, id and data text (the result's JSON adds some 30 bytes of keys and quotes per
+      event): the event that would exceed it is left out and ends the pass ("max_bytes"), so a
+      resume starts with it. An event that alone exceeds the budget is skipped and counted as
+      oversized instead, or no resume could ever get past it. An id larger than the budget never
+      becomes the cursor either: `last_event_id` stays at the last id that fits, and a resume
+      replays (and skips again) what came after it;
     - the pass ends at `max_events` accepted events, when no event at all (accepted or not)
       arrived for `idle_seconds` while waiting for one ("idle"), at `max_seconds` from the first
       iteration ("max_seconds"), or at a clean end of the upstream ("closed").
@@ -232,6 +301,7 @@ class Accepted:
         Counts and the cursor are exact wherever the pass stops, also inside the chunk.
         """
         bounds, types = self._bounds, self._types
+        budget = bounds.max_bytes
         if types is None:
             positions: Iterable[int] = range(len(chunk))
         else:
@@ -245,12 +315,12 @@ class Accepted:
             if not until and not self._filter.accepts(event):
                 self.filtered += 1
                 continue
-            size = len(event.data.encode())
-            if bounds.max_bytes is not None and self.bytes + size > bounds.max_bytes:
+            size = _size(event)
+            if budget is not None and self.bytes + size > budget:
                 if self.count:
                     self.stop_reason = "max_bytes"
                     if i:
-                        self._cursor = chunk[i - 1].id
+                        self._move_cursor(chunk[i - 1].id, chunk, i - 1)
                     return
                 self.oversized += 1
                 continue
@@ -265,16 +335,24 @@ class Accepted:
             if self.stop_reason is not None:
                 return
         self.filtered += len(chunk) - done
-        self._cursor = self._state.last_event_id
+        self._move_cursor(self._state.last_event_id, chunk, len(chunk))
+
+    def _move_cursor(self, last_id: str, chunk: list[ServerSentEvent], end: int) -> None:
+        """Move the cursor past `chunk[:end]`, to `last_id`; when that id alone would break the
+        byte budget, to the latest id before it that fits (or leave it where it is)."""
+        for event_id in itertools.chain([last_id], (chunk[i].id for i in range(end - 1, -1, -1))):
+            if self._fits(event_id):
+                self._cursor = event_id
+                return
+
+    def _fits(self, event_id: str) -> bool:
+        budget = self._bounds.max_bytes
+        return budget is None or len(event_id) <= budget // 4 or len(event_id.encode()) <= budget
 
     def _result(self, event: ServerSentEvent) -> dict[str, Any]:
-        item = event_to_dict(event)
         if self._redact is None:
-            return item
-        try:
-            return _scrub(item, self._redact)
-        except RecursionError:  # nested nearly as deep as json.loads allows: keep the text
-            return _scrub({**item, "data": event.data}, self._redact)
+            return event_to_dict(event)
+        return _redacted_dict(event, self._redact)
 
     async def collect(self, on_event: OnEvent | None = None) -> Batch:
         """Run the pass to its end and return the batch; see the module's `collect`."""

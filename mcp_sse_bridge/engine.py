@@ -28,6 +28,7 @@ import http.cookiejar
 import json
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,19 +36,23 @@ from typing import Any
 import httpx2
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from . import __version__
 from .auth import TokenCache, apply_auth
 from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
-from .errors import ArgumentError, BridgeError, UpstreamError
+from .errors import ArgumentError, BridgeError, ManualError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
-from .request import PreparedRequest, build_request, header_problem
+from .request import PreparedRequest, build_request
 from .stream import StreamOptions, StreamState, open_chunks
 from .urls import check_url
 from .variables import SecretRegistry, Variables, needs_substitution
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
+_ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8
 # Input schemas that allow or define arguments beyond `properties`: no undeclared-argument check.
 _OPEN_SCHEMA_KEYS = {
     "additionalProperties",
@@ -128,10 +133,7 @@ class Bridge:
         self._templated = {
             name for name, tool in self.tools.items() if needs_substitution(tool.spec.template)
         }
-        self._validators = {
-            name: validator_for(tool.spec.inputs, default=Draft202012Validator)(tool.spec.inputs)
-            for name, tool in self.tools.items()
-        }
+        self._validators = {name: _validator(tool.spec.inputs) for name, tool in self.tools.items()}
         self._tokens = TokenCache()
         self._client: httpx2.AsyncClient | None = None
         self._log_filter = _RedactingFilter(self.secrets)
@@ -273,8 +275,19 @@ class Bridge:
             )
         manual_args = {k: v for k, v in arguments.items() if k not in RESERVED_ARGUMENTS}
         _refuse_undeclared(name, tool.spec.inputs, manual_args)
-        errors = self._validators[name].iter_errors(manual_args)
-        if (error := best_match(errors)) is not None:
+        try:
+            error = best_match(self._validators[name].iter_errors(manual_args))
+        except Unresolvable as exc:  # `parse_manual` refuses these; a Manual built in code may not
+            raise ManualError(
+                f"Tool {name!r}: the $ref {exc.ref!r} in its inputs schema cannot be resolved.",
+                hint="Fix the $ref in the manual's inputs; only refs inside them are followed.",
+            ) from None
+        except RecursionError:  # a recursive schema and arguments nested thousands deep
+            raise ArgumentError(
+                f"Tool {name!r}: the arguments are nested too deeply to be validated.",
+                hint="Pass arguments nested less deeply.",
+            ) from None
+        if error is not None:
             raise _schema_error(name, error)
         limits = self.limits
         types = _strings(arguments, "event_types")
@@ -404,6 +417,11 @@ def _redacted(exc: BridgeError, secrets: SecretRegistry) -> BridgeError:
     return exc
 
 
+def _validator(inputs: dict[str, Any]) -> Validator:
+    """The tool's argument validator; its empty registry means no `$ref` is ever fetched."""
+    return validator_for(inputs, default=Draft202012Validator)(inputs, registry=Registry())
+
+
 def _refuse_undeclared(tool: str, inputs: dict[str, Any], arguments: Mapping[str, Any]) -> None:
     """An argument the manual does not declare is a typo far more often than a wish to send an
     extra query parameter, so it is refused unless the schema says what extra ones may be."""
@@ -529,12 +547,15 @@ def _match(arguments: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _last_event_id(arguments: Mapping[str, Any]) -> str:
+    """Any text an event stream can give as an id: everything but CR, LF and NUL (the parser
+    never yields those), sent on as UTF-8, so no lone surrogate either."""
     value = arguments.get("last_event_id")
     if value is None:
         return ""
-    if not isinstance(value, str) or header_problem("Last-Event-ID", value):
+    if not isinstance(value, str) or _ID_BREAKS.search(value):
         raise ArgumentError(
-            "last_event_id must be a single-line ASCII string, as a previous result returned it.",
+            "last_event_id must be a single-line string without NUL, as a previous result "
+            "returned it.",
             argument="last_event_id",
             hint="Pass the last_event_id of the previous result unchanged, or leave it out.",
         )

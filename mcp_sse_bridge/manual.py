@@ -4,6 +4,9 @@ A manual is input from outside the program, often written by hand, so loading it
 anything but `ManualError`, and every message names the file, the JSON path and the fix. Keys we
 do not know are ignored with a warning (real manuals carry `http_method`, `content_type`), tools
 of another protocol are skipped with a warning, and the UTCP 0.x shape is still accepted.
+What would only fail later is refused here, so that `check` never calls a broken tool ready: an
+input schema whose `$ref` cannot be used or whose `pattern` backtracks catastrophically
+(`schemas.py`), and a template that names a control argument the upstream could never receive.
 
 Trust follows the origin: a local file the user named is trusted, a manual fetched from a URL is
 not (see `variables.Variables`, which limits what an untrusted manual may read).
@@ -31,6 +34,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ManualError
+from .schemas import SchemaProblem, check_schema
 from .urls import is_loopback
 
 RESERVED_ARGUMENTS: tuple[str, ...] = (
@@ -90,7 +94,7 @@ class SseCallTemplate(_Model):
     url: str = Field(min_length=1)
     event_type: str | None = None
     reconnect: bool = True
-    retry_timeout: int = Field(default=30000, ge=0)
+    retry_timeout: int = Field(default=30000, ge=0, le=3_600_000)  # an hour: no float overflow
     headers: dict[str, str] | None = None
     body_field: str | None = None
     header_fields: list[str] | None = None
@@ -137,7 +141,7 @@ _EXPECTED = {
     "url": 'a URL string, e.g. "https://api.example.com/events/{stream_id}"',
     "event_type": 'an event type such as "price_update", or null to keep all events',
     "reconnect": "true or false",
-    "retry_timeout": "a whole number of milliseconds, at least 0, e.g. 30000",
+    "retry_timeout": "a whole number of milliseconds from 0 to 3600000 (an hour), e.g. 30000",
     "headers": 'an object with string values, e.g. {"X-Client": "mcp-sse-bridge"}',
     "body_field": "the name of the input sent as the request body, or null",
     "header_fields": 'a list of input names sent as headers, e.g. ["user_id"]',
@@ -618,6 +622,13 @@ class _Reader:
                 f"not a valid JSON schema: {message}",
                 "Fix the schema (JSON Schema draft 2020-12).",
             ) from None
+        try:
+            check_schema(inputs)
+        except SchemaProblem as exc:
+            where = ipath
+            for part in exc.path:
+                where = _join(where, part)
+            raise self.error(where, exc.problem, exc.hint) from None
         for name in inputs.get("properties", {}):
             if name in RESERVED_ARGUMENTS:
                 raise self.error(
@@ -651,6 +662,14 @@ class _Reader:
             fields.append(("body_field", template.body_field))
         fields += [("header_fields", name) for name in template.header_fields or ()]
         for key, name in fields:
+            if name in RESERVED_ARGUMENTS:
+                raise self.error(
+                    f"{path}.{key}",
+                    f"{name!r} is one of the bridge's control arguments "
+                    f"({', '.join(RESERVED_ARGUMENTS)}), so the upstream could never receive it",
+                    f"Rename it here and in {path.rpartition('.')[0]}.inputs, e.g. to "
+                    f"'upstream_{name}'.",
+                )
             if name not in declared:
                 self.warnings.append(
                     f"{self.source}: {path}.{key}: {name!r} is not a declared input; "

@@ -14,6 +14,11 @@ Decisions worth knowing:
 - Placeholders may sit in the path and the query only: an argument never chooses the host that
   receives the call's credentials.
 - Header values must be printable ASCII (what the HTTP client can send without mangling).
+- Text is sent as UTF-8, so an argument holding a lone UTF-16 surrogate (JSON can carry
+  `"\\ud800"`) is refused, naming the argument.
+- A dict or list body is JSON, unless the manual's static headers set Content-Type
+  `application/x-www-form-urlencoded`: then a dict is form-encoded as UTCP's reference client
+  does, each value written as a query parameter would be. A string body is sent as it is.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a Python str holds only lone ones
+_FORM = "application/x-www-form-urlencoded"
 # Sent on every call: some servers (nchan) answer 403 without Accept, and proxies must not cache.
 _STREAM_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 
@@ -51,6 +58,7 @@ class PreparedRequest:
 
 def build_request(template: SseCallTemplate, arguments: Mapping[str, Any]) -> PreparedRequest:
     """Map tool arguments onto the (already substituted) call template; auth is not applied."""
+    _refuse_surrogates(arguments)
     remaining = dict(arguments)
     headers: dict[str, str] = {}
     for name, value in (template.headers or {}).items():
@@ -67,8 +75,9 @@ def build_request(template: SseCallTemplate, arguments: Mapping[str, Any]) -> Pr
 
     content: bytes | None = None
     if template.body_field and (body := remaining.pop(template.body_field, None)) is not None:
-        content, content_type = _encode_body(template.body_field, body)
-        if get_header(headers, "Content-Type") is None:
+        declared = get_header(headers, "Content-Type")
+        content, content_type = _encode_body(template.body_field, body, declared)
+        if declared is None:
             headers["Content-Type"] = content_type
 
     url = _fill_url(template.url, remaining)
@@ -127,10 +136,34 @@ def _header_argument(name: str, value: Any) -> str:
     return text
 
 
-def _encode_body(name: str, value: Any) -> tuple[bytes, str]:
+def _encode_body(name: str, value: Any, content_type: str | None) -> tuple[bytes, str]:
+    """The body's bytes, and the Content-Type to send when the manual sets none."""
     if isinstance(value, str):
         return value.encode(), "text/plain; charset=utf-8"
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if isinstance(value, dict) and media_type == _FORM:
+        return urlencode(_query_pairs(value)).encode(), _FORM
     return _json(name, value, ensure_ascii=False).encode(), "application/json"
+
+
+def _refuse_surrogates(arguments: Mapping[str, Any]) -> None:
+    """Refuse text that cannot be sent as UTF-8, naming the top-level argument holding it."""
+    for name, value in arguments.items():
+        stack = [name, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack += [*item.keys(), *item.values()]
+            elif isinstance(item, list):
+                stack += item
+            elif isinstance(item, str) and _SURROGATE.search(item):
+                shown = name.encode("utf-8", "backslashreplace").decode()
+                raise ArgumentError(
+                    f"Argument {shown!r} holds a lone UTF-16 surrogate (such as \\ud800), which "
+                    "cannot be sent as UTF-8.",
+                    argument=shown,
+                    hint="Pass valid Unicode text: surrogates only come in pairs.",
+                )
 
 
 def _fill_url(url: str, arguments: dict[str, Any]) -> str:

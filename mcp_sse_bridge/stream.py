@@ -5,9 +5,12 @@ the batch collector sees events only. It yields the events parsed from each netw
 list: a firehose delivers hundreds of events per chunk, and handing them over one at a time
 through async generators cost a quarter of a filtered call. Decisions worth knowing:
 
-- Handshake: a non-2xx status raises a typed error carrying the status and a short sanitised
-  excerpt of the body; 204 means "stop" (the stream ends, no reconnect); a 2xx whose
-  Content-Type is not `text/event-stream` raises `ProtocolError` and is never retried.
+- Handshake: only a 200 with Content-Type `text/event-stream` is a stream, as EventSource has
+  it. A non-2xx status raises a typed error carrying the status and a short sanitised excerpt of
+  the body; 204 means "stop" (the stream ends, no reconnect); another 2xx, or a 200 with another
+  Content-Type, raises `ProtocolError` and is never retried.
+- `Last-Event-ID` is sent as UTF-8 bytes: an id is any text but CR, LF and NUL, accents
+  included, and the server must get back exactly what it sent.
 - Redirects are followed by hand, at most `MAX_REDIRECTS`, and only within the same origin
   (scheme, host and port): the request may carry credentials in headers or the query string,
   which must never reach another server. Every target is re-checked with `check_url`.
@@ -37,13 +40,14 @@ from .errors import (
     UpstreamError,
     excerpt,
 )
-from .request import PreparedRequest, set_header
+from .request import PreparedRequest
 from .sse import EventStreamParser, ServerSentEvent
 from .urls import check_url
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024
 MIN_BACKOFF_MS = 100  # floor for repeated failures, so `retry: 0` cannot make a busy loop
+MAX_BACKOFF_MS = 3_600_000  # no wait is longer than an hour, whatever the options say
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _ADVICE = {  # status -> (what happened, what to do); 400 and 500 stand for their class
@@ -180,9 +184,11 @@ async def _handshake(
     client: httpx2.AsyncClient, prepared: PreparedRequest, options: StreamOptions, last_id: str
 ) -> httpx2.Response | None:
     """Send the request, following same-origin redirects; raise for anything but a stream."""
-    headers = dict(prepared.headers)
-    if last_id:
-        set_header(headers, "Last-Event-ID", last_id)
+    headers: dict[str, str | bytes] = {
+        name: value for name, value in prepared.headers.items() if name.lower() != "last-event-id"
+    }
+    if last_id:  # h11 refuses surrounding blanks; HTTP does not count them as part of a value
+        headers["Last-Event-ID"] = last_id.strip(" \t").encode()
     method, url, content = prepared.method, prepared.url, prepared.content
     timeout = httpx2.Timeout(options.connect_timeout, read=None)  # idle is the batch's bound
     for _ in range(MAX_REDIRECTS + 1):
@@ -196,7 +202,7 @@ async def _handshake(
             ) from exc
         response = await _send(client, request, options.connect_timeout)
         status = response.status_code
-        if 200 <= status < 300 and status != 204 and _is_event_stream(response):
+        if status == 200 and _is_event_stream(response):
             return response
         try:
             if status == 204:
@@ -265,7 +271,7 @@ async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamEr
     quoted = await _read_excerpt(response, timeout)
     where = _where(request.method, request.url)
     said = f" The server said: {quoted}" if quoted else ""
-    if 200 <= status < 300:
+    if status == 200:  # with another Content-Type
         content_type = response.headers.get("content-type") or "(none)"
         return ProtocolError(
             f"The upstream did not answer with an event stream: Content-Type {content_type!r} "
@@ -273,6 +279,15 @@ async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamEr
             status=status,
             body_excerpt=quoted,
             hint="Check that the tool's URL is the SSE endpoint itself, not a web page or API.",
+        )
+    if 200 < status < 300:
+        return ProtocolError(
+            f"The upstream answered HTTP {status} from {where}; an event stream comes with status "
+            f"200 only.{said}",
+            status=status,
+            body_excerpt=quoted,
+            hint="Check that the tool's URL is the SSE endpoint itself; report the status to the "
+            "API's owner.",
         )
     error = AuthError if status in (401, 403) else ServerError if status >= 500 else HTTPStatusError
     what, hint = _ADVICE.get(status) or _ADVICE[500 if status >= 500 else 400]
@@ -322,9 +337,16 @@ def _transient(exc: UpstreamError) -> bool:
 
 
 def _backoff(retry_ms: int, failures: int, cap_ms: int) -> float:
-    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %."""
-    delay = max(retry_ms, MIN_BACKOFF_MS) * 2**failures if failures else retry_ms
-    return min(delay, cap_ms) * random.uniform(0.8, 1.2) / 1000
+    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %.
+
+    Clamped to `MAX_BACKOFF_MS` before any float arithmetic, so that no number (a `retry:` of
+    10**18, a `retry_timeout` of 10**400 in options built by hand) can overflow.
+    """
+    cap_ms = min(cap_ms, MAX_BACKOFF_MS)
+    delay = min(retry_ms, cap_ms)
+    if failures:
+        delay = min(max(delay, MIN_BACKOFF_MS) << min(failures, 32), cap_ms)
+    return delay * random.uniform(0.8, 1.2) / 1000
 
 
 def _where(method: str, url: str | httpx2.URL) -> str:

@@ -16,6 +16,7 @@ Explicit values (`--var`) are consulted first under the same names, then the env
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -42,9 +43,11 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 class SecretRegistry:
     """Every resolved value, redacted from any text that leaves the bridge.
 
-    Each value is also registered percent-encoded (as in a query string), longest first so that
-    a secret containing another is masked whole. Values under 4 characters are ignored: masking
-    `"1"` or `"abc"` would shred every message while protecting nothing.
+    Each value is also registered in the forms an upstream may echo it in: percent-encoded (as
+    in a query string) and JSON-escaped (as in a JSON error body, also with `/` written `\\/` as
+    PHP's json_encode does, and with non-ASCII as `\\u00e9`). Longest first, so that a secret
+    containing another is masked whole. Values under 4 characters are ignored: masking `"1"` or
+    `"abc"` would shred every message while protecting nothing.
     """
 
     MIN_LENGTH = 4
@@ -59,6 +62,8 @@ class SecretRegistry:
         if len(value) < self.MIN_LENGTH:
             return
         forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
+        for escaped in (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+            forms |= {escaped, escaped.replace("/", "\\/")}
         if not forms <= self._values:
             self._values |= forms
             self._pattern = None

@@ -89,9 +89,20 @@ def data(batch: Batch) -> list[Any]:
         ('{"x": Infinity}', '{"x": Infinity}'),
         ("line one\nline two", "line one\nline two"),
         ("[" * 100_000, "[" * 100_000),
+        ("1e400", "1e400"),
+        ('{"a": -1e999, "b": 1}', '{"a": -1e999, "b": 1}'),
+        ("[1e308, 1e-400]", [1e308, 0.0]),
+        ("-Infinity", "-Infinity"),
+        ("[" * 64 + "]" * 64, json.loads("[" * 64 + "]" * 64)),
+        ("[" * 65 + "]" * 65, "[" * 65 + "]" * 65),
+        ('{"a": ' * 65 + "1" + "}" * 65, '{"a": ' * 65 + "1" + "}" * 65),
+        ('"' + "[" * 100 + '"', "[" * 100),
+        (json.dumps([[[1]]] * 100), [[[1]]] * 100),
     ],
 )
 def test_event_to_dict_decodes_strict_json_only(text: str, expected: Any) -> None:
+    """Only what a result can carry as JSON is decoded: no Infinity, at most 64 levels deep
+    (the MCP SDK cannot serialise ~250); the rest stays text, losing nothing."""
     item = event_to_dict(ServerSentEvent("tick", text, "7"))
     assert item == {"event": "tick", "id": "7", "data": expected}
     json.dumps(item, allow_nan=False)  # always sendable as JSON
@@ -205,6 +216,27 @@ async def test_max_bytes_leaves_out_the_event_that_would_exceed_it() -> None:
     assert batch.stop_reason == "max_bytes"
     assert [item["id"] for item in batch.events] == ["1", "2"]
     assert batch.last_event_id == "2"  # the resume starts with event 3
+
+
+@pytest.mark.anyio
+async def test_max_bytes_counts_the_event_type_and_id_too() -> None:
+    """The budget is for the model's context, which the type and id fill as well as the data."""
+    events = [ev("a", "t" * 30, "i" * 30), ev("b", "t" * 30, "2"), ev("c", "t" * 30, "3")]
+    batch = await run(events, max_bytes=100)  # 61 + 32 fits; + 32 does not
+    assert (batch.stop_reason, [item["data"] for item in batch.events]) == ("max_bytes", ["a", "b"])
+
+
+@pytest.mark.anyio
+async def test_an_id_over_max_bytes_never_becomes_the_cursor() -> None:
+    """Huge ids on skipped or filtered events would fill the budget through `last_event_id`
+    alone: the cursor stays at the last id that fits (a resume replays them, to skip again)."""
+    huge = [ev("x", "E" * 5000, "I" * 5000 + str(n)) for n in range(3)]
+    skipped = await run(huge, max_bytes=1000, state=StreamState(last_event_id="0"))
+    assert (skipped.count, skipped.skipped["oversized"], skipped.last_event_id) == (0, 3, "0")
+    only = EventFilter(frozenset({"message"}))
+    filtered = await run([numbered(1), *huge], max_bytes=1000, filter=only)
+    assert (filtered.count, filtered.skipped["filtered"], filtered.last_event_id) == (1, 3, "1")
+    assert len(json.dumps(filtered.to_dict())) < 1000
 
 
 @pytest.mark.anyio
@@ -469,6 +501,22 @@ async def test_redact_cleans_events_cursor_and_error() -> None:
     assert batch.error == "echo ***"
 
 
+@pytest.mark.anyio
+async def test_a_secret_echoed_as_a_json_number_is_redacted() -> None:
+    """Redaction runs on the data text before decoding: a number cannot hold "***", so that
+    data stays text; a secret echoed as a string keeps its JSON."""
+    secret = "90817263"
+    events = [ev({"pin": int(secret), "n": 1}), ev({"pin": secret})]
+    state = StreamState()
+    source = feed(state, events)
+
+    def redact(text: str) -> str:
+        return text.replace(secret, "***")
+
+    batch = await collect(source, state, filter=EventFilter(), bounds=Bounds(), redact=redact)
+    assert data(batch) == ['{"pin": ***, "n": 1}', {"pin": "***"}]
+
+
 # -- shape and the streaming API ------------------------------------------------------------------
 
 
@@ -502,3 +550,10 @@ async def test_accepted_streams_the_same_events_and_reports_the_stop() -> None:
     assert got == ["1", "3", "5"]
     assert (run_.stop_reason, run_.count, run_.filtered) == ("max_events", 3, 2)
     assert run_.last_event_id == "5"
+
+
+def test_escaped_lone_surrogate_keeps_the_text_but_a_pair_decodes() -> None:
+    lone = event_to_dict(ServerSentEvent("message", '{"s": "\\ud800"}', "1"))
+    pair = event_to_dict(ServerSentEvent("message", '{"s": "\\ud83d\\ude00"}', "2"))
+    assert lone["data"] == '{"s": "\\ud800"}'
+    assert pair["data"] == {"s": "\U0001f600"}

@@ -17,10 +17,11 @@ from mcp_sse_bridge.errors import (
     ArgumentError,
     AuthError,
     InsecureURLError,
+    ManualError,
     ServerError,
     VariableError,
 )
-from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, parse_manual
+from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, ToolSpec, parse_manual
 from mcp_sse_bridge.variables import Variables
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
@@ -122,6 +123,39 @@ async def test_resume_and_until_event() -> None:
         batch = await b.call("quotes", {"symbol": "X", "last_event_id": "5", "until_event": "done"})
     assert server.requests[0].headers["last-event-id"] == "5"
     assert (batch.stop_reason, batch.last_event_id, batch.count) == ("until_event", "7", 2)
+
+
+@pytest.mark.anyio
+async def test_any_single_line_id_is_passed_back_as_utf8() -> None:
+    """A stream's ids may hold accents, tabs and other controls but CR, LF and NUL."""
+    resume = "événement-7\t\x01"
+    async with serve(send_events({"id": "8", "data": "x"})) as server, bridge(server.url) as b:
+        batch = await b.call("quotes", {"symbol": "X", "last_event_id": resume})
+    assert server.requests[0].headers["last-event-id"].encode("latin-1") == resume.encode()
+    assert batch.last_event_id == "8"
+
+
+def test_a_ref_the_loader_missed_is_a_clear_error_at_call_time() -> None:
+    """`parse_manual` refuses unresolvable refs; a Manual built in code gets a ManualError
+    from the call instead of an internal error, and nothing is fetched."""
+    inputs = {"type": "object", "properties": {"x": {"$ref": "http://127.0.0.1:9/x.json"}}}
+    raw = {"name": "t", "inputs": inputs, "tool_call_template": {"url": "https://example.com"}}
+    built = Manual("m", "m.json", True, [ToolSpec.model_validate(raw)])
+    b = Bridge([built], variables=Variables(environ={}))
+    with pytest.raises(ManualError) as caught:
+        b.validate_arguments("t", {"x": 1})
+    assert "'http://127.0.0.1:9/x.json'" in caught.value.message
+
+
+def test_arguments_nested_too_deeply_for_a_recursive_schema_are_an_argument_error() -> None:
+    node = {"type": "array", "items": {"$ref": "#/$defs/node"}}
+    inputs = {"type": "object", "properties": {"tree": node}, "$defs": {"node": node}}
+    b = Bridge([manual("https://example.com/s", inputs=inputs)], variables=Variables(environ={}))
+    tree: list[Any] = []
+    for _ in range(5000):
+        tree = [tree]
+    with pytest.raises(ArgumentError, match="nested too deeply"):
+        b.validate_arguments("quotes", {"tree": tree})
 
 
 @pytest.mark.anyio
@@ -344,6 +378,8 @@ async def test_server_errors_are_redacted_too() -> None:
         ({"symbol": "A", "match": ["symbol"]}, "match", "object of dotted paths"),
         ({"symbol": "A", "until_event": ""}, "until_event", "non-empty string"),
         ({"symbol": "A", "last_event_id": "1\r\nX-Evil: 1"}, "last_event_id", "single-line"),
+        ({"symbol": "A", "last_event_id": "1\x002"}, "last_event_id", "without NUL"),
+        ({"symbol": "A", "last_event_id": "1\ud800"}, "last_event_id", "single-line"),
     ],
 )
 def test_bad_arguments_name_the_argument(arguments: dict, argument: str, words: str) -> None:

@@ -304,6 +304,69 @@ def test_reserved_arguments_are_the_control_arguments() -> None:
             ["tools[0].tool_call_template.retry_timeout: got number -1"],
         ),
         (
+            document(tool(tool_call_template=template(retry_timeout=3_600_001))),
+            [
+                "tools[0].tool_call_template.retry_timeout: got number 3600001",
+                "from 0 to 3600000 (an hour)",
+            ],
+        ),
+        (
+            '{"tools": [{"name": "a", "tool_call_template": {"call_template_type": "sse", '
+            '"url": "https://h", "retry_timeout": 1' + "0" * 400 + "}}]}",
+            ["tools[0].tool_call_template.retry_timeout: got number 1000", "to 3600000"],
+        ),
+        (
+            document(tool(tool_call_template=template(url="https://h/s?n={max_events}"))),
+            [
+                "tools[0].tool_call_template.url: 'max_events' is one of the bridge's control "
+                "arguments",
+                "could never receive it",
+                "Rename it here and in tools[0].inputs, e.g. to 'upstream_max_events'.",
+            ],
+        ),
+        (
+            document(tool(tool_call_template=template(header_fields=["X-A", "match"]))),
+            ["tools[0].tool_call_template.header_fields: 'match' is one of the bridge's control"],
+        ),
+        (
+            document(tool(tool_call_template=template(body_field="until_event"))),
+            ["tools[0].tool_call_template.body_field: 'until_event' is one of the bridge's"],
+        ),
+        (
+            document(tool(inputs={"properties": {"x": {"$ref": "#/$defs/nope"}}})),
+            [
+                """tools[0].inputs.properties.x["$ref"]: $ref '#/$defs/nope' cannot be resolved""",
+                "never fetched",
+            ],
+        ),
+        (
+            document(tool(inputs={"properties": {"x": {"$ref": "https://h/x.json"}}})),
+            ["""x["$ref"]: $ref 'https://h/x.json' cannot be resolved"""],
+        ),
+        (
+            document(
+                tool(
+                    inputs={
+                        "properties": {"x": {"$ref": "#/$defs/a"}},
+                        "$defs": {"a": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/a"}]}},
+                    }
+                )
+            ),
+            ["$ref '#/$defs/a' loops back to itself", "end at a schema of its own"],
+        ),
+        (
+            document(tool(inputs={"properties": {"p": {"type": "string", "pattern": "^(a+)+$"}}})),
+            [
+                "tools[0].inputs.properties.p.pattern: the pattern '^(a+)+$' can backtrack "
+                "catastrophically",
+                '"^a+$" instead of "^(a+)+$"',
+            ],
+        ),
+        (
+            document(tool(inputs={"patternProperties": {"^(\\w+\\s?)+$": {}}})),
+            ["""tools[0].inputs.patternProperties["^(\\\\w+\\\\s?)+$"]: the pattern"""],
+        ),
+        (
             document(tool(tool_call_template=template(reconnect="yes"))),
             ['tools[0].tool_call_template.reconnect: got string "yes"', "Use true or false"],
         ),
@@ -382,6 +445,54 @@ def test_errors_name_file_path_and_fix(data: Any, expected: list[str]) -> None:
     for part in expected:
         assert part in message
     assert "pydantic" not in message and "validation error" not in message
+
+
+NODE = {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}}
+GOOD_REFS = {
+    "recursive": {"properties": {"tree": {"$ref": "#/$defs/node"}}, "$defs": {"node": NODE}},
+    "chain": {
+        "properties": {"x": {"$ref": "#/$defs/a"}},
+        "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"type": "string"}},
+    },
+    "relative-id": {
+        "$id": "https://h/in.json",
+        "properties": {"x": {"$ref": "s.json"}},
+        "$defs": {"s": {"$id": "s.json", "type": "string"}},
+    },
+    "meta-schema": {"properties": {"x": {"$ref": "https://json-schema.org/draft/2020-12/schema"}}},
+}
+
+
+@pytest.mark.parametrize("inputs", GOOD_REFS.values(), ids=GOOD_REFS.keys())
+def test_refs_that_resolve_and_descend_are_accepted(inputs: dict[str, Any]) -> None:
+    parse(document(tool(inputs=inputs)))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        ("^(a+)+$", True),
+        ("(a*)*", True),
+        ("^(\\w+\\s?)+$", True),
+        ("^(a|aa)+$", True),
+        ("(.*a){10}", True),
+        ("^(\\d+\\.?)+$", True),
+        ("^[A-Z]+(,[A-Z]+)*$", False),  # a delimiter starts every repetition
+        ("^([a-z0-9]+(-[a-z0-9]+)*\\.)+[a-z]{2,}$", False),
+        ("^[^,]+(,[^,]+)*$", False),
+        ("^(\\d{3}-)+\\d{4}$", False),  # fixed-length repetitions
+        ("^(foo|bar)+$", False),
+        ("^(a|ab)+$", False),
+        ("^\\d{4}-\\d{2}-\\d{2}$", False),
+    ],
+)
+def test_patterns_that_backtrack_catastrophically_are_refused(pattern: str, refused: bool) -> None:
+    """Each refused pattern takes seconds to hours on a 40-character text in Python's `re`."""
+    schema = {"properties": {"p": {"type": "string", "pattern": pattern}}}
+    if refused:
+        assert "can backtrack catastrophically" in error(document(tool(inputs=schema)))
+    else:
+        parse(document(tool(inputs=schema)))
 
 
 def test_deep_nesting_is_a_manual_error() -> None:

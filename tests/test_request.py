@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx2
 import pytest
@@ -113,6 +114,54 @@ async def test_manual_content_type_wins() -> None:
     got = await _received(build_request(template, {"config": [1, 2]}))
     assert got.headers["content-type"] == "application/x-ndjson"
     assert got.body == b"[1,2]"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded; charset=utf-8"],
+)
+async def test_a_dict_body_is_form_encoded_when_the_manual_says_so(content_type: str) -> None:
+    """As UTCP's reference client does; values are written as query parameters are."""
+    template = _template(body_field="form", headers={"Content-Type": content_type})
+    form = {"q": "a b&c=é", "n": 2, "on": True, "tags": ["x", "y"], "skip": None, "o": {"k": 1}}
+    got = await _received(build_request(template, {"form": form}))
+    assert got.headers["content-type"] == content_type
+    pairs = [("q", "a b&c=é"), ("n", "2"), ("on", "true"), ("tags", "x"), ("tags", "y")]
+    assert parse_qsl(got.body.decode()) == [*pairs, ("o", '{"k":1}')]
+
+
+def test_a_list_body_stays_json_under_a_form_content_type() -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    prepared = build_request(_template(body_field="b", headers=headers), {"b": [1, 2]})
+    assert prepared.content == b"[1,2]"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument"),
+    [
+        ({"q": "bad\ud800"}, "q"),
+        ({"p": "\udfff", "q": "ok"}, "p"),
+        ({"b": "x\ud800"}, "b"),
+        ({"b": {"nested": ["ok", "\ud800"]}}, "b"),
+        ({"q": {"\ud800key": 1}}, "q"),
+        ({"H": "\ud800"}, "H"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_argument(
+    arguments: dict[str, Any], argument: str
+) -> None:
+    """JSON can carry "\\ud800", UTF-8 cannot: a clear ArgumentError, not a UnicodeEncodeError."""
+    template = _template("http://upstream/s/{p}", body_field="b", header_fields=["H"])
+    with pytest.raises(ArgumentError, match="surrogate") as info:
+        build_request(template, {"p": "ok", **arguments})
+    assert info.value.argument == argument
+    assert f"'{argument}'" in str(info.value)
+
+
+def test_a_surrogate_pair_written_as_one_character_is_fine() -> None:
+    prepared = build_request(_template(), {"q": "\U0001f680"})
+    assert prepared.url.endswith("?q=%F0%9F%9A%80")
 
 
 @pytest.mark.parametrize("arguments", [{}, {"config": None}])

@@ -20,7 +20,7 @@ from mcp_sse_bridge.errors import (
 )
 from mcp_sse_bridge.request import PreparedRequest
 from mcp_sse_bridge.sse import ServerSentEvent
-from mcp_sse_bridge.stream import StreamOptions, StreamState, open_chunks
+from mcp_sse_bridge.stream import StreamOptions, StreamState, _backoff, open_chunks
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
@@ -161,6 +161,18 @@ async def test_resume_id_is_sent_as_last_event_id_and_inherited(client) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_non_ascii_id_is_sent_back_as_utf8(client) -> None:
+    """Ids are any text but CR, LF and NUL; the server must get back the bytes it sent."""
+    first = "id: événement-1 \ndata: one\n\n"
+    handler = scripted(events_then(first, "abort"), events_then(sse_lines({"data": "two"})))
+    async with serve(handler) as server:
+        events = await read_all(client, server.url)
+    assert [(e.id, e.data) for e in events] == [("événement-1 ", "one"), ("événement-1 ", "two")]
+    sent = server.requests[1].headers["last-event-id"]  # the test server reads latin-1
+    assert sent.encode("latin-1") == "événement-1".encode()  # h11 sends no trailing blank
+
+
+@pytest.mark.anyio
 async def test_content_type_parameters_are_accepted(client) -> None:
     async def handler(request: Request, response: Response) -> None:
         await response.head(content_type="Text/Event-Stream; charset=utf-8")
@@ -213,6 +225,23 @@ async def test_refused_handshake_raises_typed_error_once(client, code: int, erro
 async def test_204_means_stop_without_reconnect(client) -> None:
     async with serve(status(204)) as server:
         assert await read_all(client, server.url) == []
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [201, 210, 299])
+async def test_a_2xx_other_than_200_is_a_protocol_error_not_retried(client, code: int) -> None:
+    """WHATWG: only 200 is an event stream (wpt request-status-error), whatever the body."""
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.head(code)
+        await response.send("data: not a stream\n\n")
+        await response.finish()
+
+    async with serve(handler) as server:
+        with pytest.raises(ProtocolError, match=f"HTTP {code}.*status 200 only") as caught:
+            await read_all(client, server.url)
+    assert caught.value.status == code
     assert len(server.requests) == 1
 
 
@@ -389,6 +418,27 @@ async def test_server_retry_value_is_honoured(client) -> None:
         events = await read_all(client, server.url, options=options)
     assert ids(events) == ["1", "2"]
     assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_a_huge_server_retry_is_capped_not_an_overflow(client) -> None:
+    """`retry:` saturates at 10**18 ms; the backoff clamps it to the cap before any float math."""
+    first = "retry: " + "9" * 400 + "\n" + sse_lines({"id": "1", "data": "a"})
+    handler = scripted(events_then(first, "abort"), events_then(sse_lines({"id": "2"})))
+    async with serve(handler) as server:
+        events = await read_all(client, server.url)  # FAST caps the backoff at 50 ms
+    assert ids(events) == ["1"]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("retry_ms", "failures", "cap_ms", "most"),
+    [(10**400, 0, 10**400, 3600), (10**18, 10**6, 30_000, 30), (0, 3, 30_000, 0.8)],
+)
+def test_backoff_is_bounded_whatever_the_numbers(
+    retry_ms: int, failures: int, cap_ms: int, most: float
+) -> None:
+    assert 0 < _backoff(retry_ms, failures, cap_ms) <= most * 1.2
 
 
 @pytest.mark.anyio

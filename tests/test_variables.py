@@ -264,6 +264,16 @@ def test_redaction_covers_percent_encoded_forms() -> None:
     assert secrets.redact(text) == "a *** b *** c *** d ***"
 
 
+def test_redaction_covers_json_escaped_forms() -> None:
+    """An upstream quoting the secret in a JSON body: escaped quotes and backslashes, `/` as
+    PHP's json_encode writes it, and non-ASCII as \\u escapes or as it is."""
+    secret = 'sk/live"é\\x'
+    secrets = SecretRegistry([secret])
+    body = json.dumps({"a": secret}) + json.dumps({"b": secret}, ensure_ascii=False)
+    assert secrets.redact(body) == '{"a": "***"}{"b": "***"}'
+    assert secrets.redact(body.replace("/", "\\/")) == '{"a": "***"}{"b": "***"}'
+
+
 def test_redaction_masks_the_longest_value_first() -> None:
     secrets = SecretRegistry(["abcd", "abcdefgh"])
     assert secrets.redact("abcdefgh abcd") == "*** ***"
