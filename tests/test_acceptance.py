@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,19 +104,6 @@ def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
         env=env or cli_env(),
         stdin=subprocess.DEVNULL,
     )
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """`cli.main()` configures logging for its process; give the test process its own back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("httpx2", "httpcore", "mcp")}
-    yield
-    root.handlers[:], root.level = handlers, level
-    for name, saved in levels.items():
-        logging.getLogger(name).setLevel(saved)
-    logging.captureWarnings(False)
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -28,17 +26,7 @@ UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 """What must not reach a terminal from a manual or an upstream: C0/C1 controls (but newline)."""
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`main()` configures logging for its process; put the test process's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    chatty = {name: logging.getLogger(name).level for name in ("httpx2", "httpcore", "mcp")}
-    yield
-    root.handlers[:], root.level = handlers, level
-    for name, chatty_level in chatty.items():
-        logging.getLogger(name).setLevel(chatty_level)
-    logging.captureWarnings(False)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
