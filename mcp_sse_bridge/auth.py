@@ -9,6 +9,9 @@ Decisions worth knowing:
   token request carries the long-lived client secret.
 - Tokens are cached per (token_url, client_id, scope) until `expires_in` minus a margin (10 %,
   at most 30 s); a token without `expires_in` is kept until a 401 forces a refresh.
+- A token request, body included, takes at most the HTTP client's connect timeout (the
+  engine's `Limits.connect_timeout`): an endpoint that never answers is an `AuthError` saying
+  so, not a call that hangs until its deadline and reports nothing.
 - Errors never contain the client secret, even when the token endpoint echoes it back.
 """
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from .variables import SecretRegistry
 
 _MAX_TOKEN_RESPONSE = 64 * 1024
+_TOKEN_TIMEOUT = 10.0  # seconds, for a client configured without a connect timeout
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
 _FIX_AUTH = "Fix `auth` in the manual, or the variable its value references."
 
@@ -158,20 +162,28 @@ async def _request_token(client: httpx2.AsyncClient, auth: OAuth2Auth) -> tuple[
 async def _post(
     client: httpx2.AsyncClient, url: str, form: dict[str, str], headers: dict[str, str]
 ) -> tuple[int, str, bytes]:
-    """One token request with a bounded body; no redirects, which would carry the secret on."""
+    """One token request with a bounded body and time; no redirects, which would carry the
+    secret on."""
     body = bytearray()
+    seconds = client.timeout.connect or _TOKEN_TIMEOUT
     try:
-        async with client.stream(
-            "POST",
-            url,
-            data=form,
-            headers={"Accept": "application/json", **headers},
-            follow_redirects=False,
-        ) as response:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= _MAX_TOKEN_RESPONSE:
-                    break
+        with anyio.fail_after(seconds):
+            async with client.stream(
+                "POST",
+                url,
+                data=form,
+                headers={"Accept": "application/json", **headers},
+                follow_redirects=False,
+            ) as response:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) >= _MAX_TOKEN_RESPONSE:
+                        break
+    except (TimeoutError, httpx2.TimeoutException):
+        raise AuthError(
+            f"The OAuth2 token endpoint {display_url(url)} did not answer within {seconds:g} s.",
+            hint="Check token_url and that the token endpoint is up, then try again.",
+        ) from None
     except httpx2.TransportError as err:
         raise AuthError(
             f"Could not get an OAuth2 token from {display_url(url)}: {err or type(err).__name__}.",

@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from .errors import BridgeError
+from .errors import BridgeError, ConnectError
 from .sse import ServerSentEvent
 from .stream import StreamState
 
@@ -232,7 +232,10 @@ class Accepted:
       replays (and skips again) what came after it;
     - the pass ends at `max_events` accepted events, when no event at all (accepted or not)
       arrived for `idle_seconds` while waiting for one ("idle"), at `max_seconds` from the first
-      iteration ("max_seconds"), or at a clean end of the upstream ("closed").
+      iteration ("max_seconds"), or at a clean end of the upstream ("closed");
+    - but when a time bound ends the pass while the stream is still making its first connection
+      (`state.connecting`), that is a `ConnectError`: an upstream that never answered must not
+      look like a quiet stream.
 
     The input is the stream's lists of events, one per chunk read (`stream.open_chunks`). The
     events of a type no rule can accept are dropped from each list by one comprehension, so a
@@ -288,7 +291,10 @@ class Accepted:
             with anyio.CancelScope(deadline=min(self._end, self._idle_at)) as scope:
                 chunk = await anext(self._chunks, None)
             if scope.cancelled_caught:
-                self.stop_reason = "idle" if self._idle_at < self._end else "max_seconds"
+                reason = "idle" if self._idle_at < self._end else "max_seconds"
+                if self._state.connecting:
+                    raise _no_response(reason, self._bounds)
+                self.stop_reason = reason
             elif chunk is None:
                 self.stop_reason = "closed"
             else:
@@ -359,8 +365,9 @@ class Accepted:
         items: list[dict[str, Any]] = []
         error: str | None = None
         start = anyio.current_time()
-        # The pass bounds its own waits; this scope also bounds a slow `on_event`.
-        with anyio.move_on_after(self._bounds.max_seconds):
+        # The pass bounds its own waits; this scope also bounds a slow `on_event`, and may be the
+        # one to fire first (it started first).
+        with anyio.move_on_after(self._bounds.max_seconds) as scope:
             try:
                 async with contextlib.aclosing(aiter(self)) as accepted:
                     async for item in accepted:
@@ -371,6 +378,8 @@ class Accepted:
                 if not items:
                     raise
                 error = str(exc)
+        if scope.cancelled_caught and self._state.connecting:
+            raise _no_response("max_seconds", self._bounds)
         redact = self._redact or str
         return Batch(
             events=items,
@@ -385,6 +394,17 @@ class Accepted:
         )
 
 
+def _no_response(bound: str, bounds: Bounds) -> ConnectError:
+    """The error for a time bound that ended a pass before the first connection was made."""
+    seconds = bounds.idle_seconds if bound == "idle" else bounds.max_seconds
+    return ConnectError(
+        f"No response from the upstream within {seconds:g} s ({bound}): the event stream was "
+        "never established.",
+        hint="Check that the server is up and the URL is its event stream (and that the OAuth2 "
+        "token endpoint answers, if the manual uses one), or allow the call more time.",
+    )
+
+
 async def collect(
     chunks: AsyncIterator[list[ServerSentEvent]],
     state: StreamState,
@@ -396,7 +416,8 @@ async def collect(
 ) -> Batch:
     """Collect one bounded batch; `on_event(event, count)` is awaited for each accepted event.
 
-    Running out of time is not an error: the batch holds what arrived, with its stop_reason. An
+    Running out of time is not an error: the batch holds what arrived, with its stop_reason,
+    unless the first connection was still being made (`ConnectError`, see `Accepted`). An
     upstream error before any event was accepted is raised; after that it is returned as the
     batch with stop_reason "error" and the message in `error`, because the events already
     taken from the stream could not be fetched again otherwise. `chunks` yields lists of events

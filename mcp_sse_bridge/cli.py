@@ -2,7 +2,9 @@
 
 Every failure is one line on stderr, never a traceback. Exit codes: 0 success; 1 a `call` failed
 upstream (connect, HTTP status, protocol); 2 a usage or configuration problem (bad flag, bad
-manual, missing variable, bad argument, tool not ready); 130 interrupted.
+manual, missing variable, bad argument, tool not ready); 130 interrupted. A reader that stops
+early (`mcp-sse-bridge call ... | head`) is no failure: the output ends quietly with 0, as the
+reader asked, so that `set -o pipefail` scripts do not trip over it.
 
 `call` arguments are `key=value`, before or after the options: the value is parsed as JSON when
 it parses (`max_events=5`, `match={"symbol":"AAPL"}`) and is the raw text otherwise
@@ -66,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(words)
         _setup_logging(args.log_level)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a reader gone early shows here, not in the interpreter's last flush
+        return code
     except UsageError as err:
         return _fail(str(err), 2)
     except UpstreamError as err:
@@ -75,6 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_error_text(err), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        _drop_stdout()
+        return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not fail again.
+
+    (The pattern the Python docs give for SIGPIPE; closing sys.stdout would not stop it.)
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _fail(message: str, code: int) -> int:
@@ -148,23 +165,43 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     listing = commands.add_parser(
-        "list", parents=[common], help="show each tool, its arguments and variables"
+        "list",
+        parents=[common],
+        help="show each tool, its arguments and variables",
+        description="Show each tool the manuals define: its MCP name, description, arguments "
+        "and the variables it needs (flagging missing ones). Nothing is connected.",
     )
     listing.set_defaults(run=_list)
 
     check = commands.add_parser(
-        "check", parents=[common], help="validate manuals and variables offline"
+        "check",
+        parents=[common],
+        help="validate manuals and variables offline",
+        description="Validate the manuals and check that every tool's variables are set and "
+        "its URL is allowed, without connecting anywhere. Exit code 0 when all tools are "
+        "ready, 2 otherwise (each problem on one line of stderr).",
     )
     check.set_defaults(run=_check)
 
     call = commands.add_parser(
-        "call", parents=[common], help="call one tool in the terminal", description=__doc__
+        "call",
+        parents=[common],
+        help="call one tool in the terminal",
+        description="Call one tool and print its batch of events as JSON on stdout.\n"
+        "On a terminal, a live progress line shows on stderr while the call runs.",
+        epilog=_CALL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     call.add_argument("tool", help="the MCP tool name (see `list`)")
     call.add_argument("arguments", nargs="*", metavar="key=value", help="tool arguments")
     call.set_defaults(run=_call)
 
-    demo = commands.add_parser("demo", help="run the bundled demo feed through a real MCP client")
+    demo = commands.add_parser(
+        "demo",
+        help="run the bundled demo feed through a real MCP client",
+        description="Start the bundled demo SSE feed on loopback, serve its manual over MCP and "
+        "call its tools with a real MCP client, printing what a host would see.",
+    )
     demo.add_argument("--log-level", choices=_LEVELS, default="warning")
     demo.set_defaults(run=_demo)
     return parser
@@ -174,6 +211,20 @@ _SERVE_HELP = (
     "Serve the manuals' tools over MCP: stdio (for Claude Desktop, Claude Code, Cursor) or "
     "streamable HTTP at /mcp. In stdio mode nothing but MCP messages is written to stdout."
 )
+_CALL_EPILOG = f"""\
+arguments are key=value words, before or after the options; a value is JSON
+when it parses, else text (an argument declared as a string always gets the
+text, so job_id=4711 stays "4711"). Besides the tool's own arguments:
+{", ".join(RESERVED_ARGUMENTS)}.
+
+examples:
+  mcp-sse-bridge call stream_stock_prices symbol=AAPL max_events=3 \\
+      --manual manuals/stocks.json
+  mcp-sse-bridge call stream_stock_prices symbol=AAPL last_event_id=42 \\
+      max_seconds=30 --manual manuals/stocks.json   # resume after event 42
+
+exit codes: 0 ok, 1 the upstream failed, 2 usage or configuration error,
+130 interrupted"""
 _LEVELS = ("debug", "info", "warning", "error")
 
 

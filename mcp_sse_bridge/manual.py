@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -234,8 +235,7 @@ def _fit(name: str, full: str) -> str:
 def _read_file(path: str) -> bytes:
     file = Path(path).expanduser()
     try:
-        if not file.is_file():
-            problem = "is a directory" if file.is_dir() else "file not found"
+        if problem := _not_a_file(file):
             raise ManualError(
                 f"{path}: {problem}.",
                 hint=f"Give the path of a manual JSON file (relative to {os.getcwd()}).",
@@ -249,6 +249,30 @@ def _read_file(path: str) -> bytes:
             f"{path}: cannot read the manual ({exc.strerror or type(exc).__name__}).",
             hint="Check the path and the file's permissions.",
         ) from None
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISCHR, "not a regular file (a character device)"),
+    (stat.S_ISBLK, "not a regular file (a block device)"),
+    (stat.S_ISFIFO, "not a regular file (a pipe)"),
+    (stat.S_ISSOCK, "not a regular file (a socket)"),
+)
+
+
+def _not_a_file(file: Path) -> str | None:
+    """Why `file` cannot be a manual, or None for a regular file (other OSErrors propagate).
+
+    Devices, pipes and sockets are refused: reading one may never end (`/dev/zero`, a FIFO
+    without a writer).
+    """
+    try:
+        mode = file.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "file not found"
+    if stat.S_ISREG(mode):
+        return None
+    return next((problem for test, problem in _FILE_KINDS if test(mode)), "not a regular file")
 
 
 def _fetch(url: str, source: str, *, allow_insecure_http: bool) -> bytes:

@@ -19,6 +19,15 @@ through async generators cost a quarter of a filtered call. Decisions worth know
   has been established, a drop, a connect error, a 5xx or a 429 is retried with backoff until
   the caller's cancel scope ends the call. A 401 can be retried once at once on any attempt
   when `refresh_auth` says new credentials are ready (an expired OAuth2 token).
+- Running out of time is the caller's business (its cancel scope), but `state.connecting` tells
+  it whether the first handshake was still under way: an upstream that never answered is an
+  error, not an empty batch that looks like a quiet stream.
+- Every reconnect waits at least `MIN_BACKOFF_MS`, whatever `retry:` says, so a server sending
+  `retry: 0` and dropping after each event gets at most about ten connections a second. The
+  delay doubles per consecutive attempt that delivered no event, and resets after one that did.
+- A refused handshake's body is read for a short, shielded while (`EXCERPT_READ_SECONDS`, at
+  most half the time left): a body that trickles must not eat the call's budget and turn the
+  refusal into an empty batch; the typed error comes with whatever arrived.
 - A request with a body is never re-sent after a drop (a POST may not be idempotent).
 """
 
@@ -46,7 +55,8 @@ from .urls import check_url
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024
-MIN_BACKOFF_MS = 100  # floor for repeated failures, so `retry: 0` cannot make a busy loop
+EXCERPT_READ_SECONDS = 1.0
+MIN_BACKOFF_MS = 100  # floor of every reconnect's wait, so `retry: 0` cannot make a busy loop
 MAX_BACKOFF_MS = 3_600_000  # no wait is longer than an hour, whatever the options say
 
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -94,6 +104,7 @@ class StreamState:
     last_event_id: str = ""
     reconnects: int = 0
     oversized: int = 0
+    connecting: bool = False  # True from the start of `open_chunks` to its first handshake
 
 
 async def open_chunks(
@@ -113,6 +124,7 @@ async def open_chunks(
     no event (comments, pings, partial events) yield nothing. The iterator ends on a clean end
     of the body or a 204, and raises the typed `UpstreamError` subclasses. The remaining time is
     the caller's to enforce with a cancel scope; the response is closed however it ends.
+    `state.connecting` is True until the first handshake is done.
     """
     parser = EventStreamParser(
         max_line_bytes=options.max_line_bytes,
@@ -121,6 +133,7 @@ async def open_chunks(
     )
     failures = 0  # consecutive attempts that delivered no event
     reconnecting = False
+    state.connecting = True
     while True:
         if reconnecting:
             retry_ms = options.retry_ms if parser.retry is None else parser.retry
@@ -133,6 +146,7 @@ async def open_chunks(
                 raise
             failures += 1
             continue
+        state.connecting = False
         if response is None:
             return
         delivered = False
@@ -208,7 +222,7 @@ async def _handshake(
             if status == 204:
                 return None
             if not (status in _REDIRECTS and "location" in response.headers):
-                raise await _status_error(response, options.connect_timeout)
+                raise await _status_error(response)
             url = str(_redirect_target(response, options))
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, content = "GET", None  # as browsers do: the body is not re-sent
@@ -265,10 +279,10 @@ def _redirect_target(response: httpx2.Response, options: StreamOptions) -> httpx
     return target
 
 
-async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamError:
+async def _status_error(response: httpx2.Response) -> UpstreamError:
     """The typed error for a refused handshake, quoting the start of the body."""
     request, status = response.request, response.status_code
-    quoted = await _read_excerpt(response, timeout)
+    quoted = await _read_excerpt(response)
     where = _where(request.method, request.url)
     said = f" The server said: {quoted}" if quoted else ""
     if status == 200:  # with another Content-Type
@@ -302,10 +316,16 @@ async def _status_error(response: httpx2.Response, timeout: float) -> UpstreamEr
     )
 
 
-async def _read_excerpt(response: httpx2.Response, timeout: float) -> str:
-    """The start of an error body as one short, printable line (read at most 64 KiB)."""
+async def _read_excerpt(response: httpx2.Response) -> str:
+    """The start of an error body as one short, printable line (read at most 64 KiB).
+
+    The read takes at most `EXCERPT_READ_SECONDS` and half of the caller's remaining time, and
+    is shielded: should the caller's deadline pass meanwhile, the refusal is still reported
+    (with what arrived) rather than lost to the cancellation.
+    """
     body = bytearray()
-    with anyio.move_on_after(timeout):
+    remaining = anyio.current_effective_deadline() - anyio.current_time()
+    with anyio.move_on_after(max(0.0, min(EXCERPT_READ_SECONDS, remaining / 2)), shield=True):
         try:
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -337,16 +357,17 @@ def _transient(exc: UpstreamError) -> bool:
 
 
 def _backoff(retry_ms: int, failures: int, cap_ms: int) -> float:
-    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %.
+    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %,
+    and never less than `MIN_BACKOFF_MS` (a `retry: 0` server dropping at once would otherwise
+    be hammered in a busy loop).
 
     Clamped to `MAX_BACKOFF_MS` before any float arithmetic, so that no number (a `retry:` of
     10**18, a `retry_timeout` of 10**400 in options built by hand) can overflow.
     """
-    cap_ms = min(cap_ms, MAX_BACKOFF_MS)
-    delay = min(retry_ms, cap_ms)
-    if failures:
-        delay = min(max(delay, MIN_BACKOFF_MS) << min(failures, 32), cap_ms)
-    return delay * random.uniform(0.8, 1.2) / 1000
+    cap_ms = max(min(cap_ms, MAX_BACKOFF_MS), MIN_BACKOFF_MS)
+    delay = max(min(retry_ms, cap_ms), MIN_BACKOFF_MS)
+    delay = min(delay << min(failures, 32), cap_ms)
+    return max(delay * random.uniform(0.8, 1.2), MIN_BACKOFF_MS) / 1000
 
 
 def _where(method: str, url: str | httpx2.URL) -> str:

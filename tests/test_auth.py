@@ -19,7 +19,7 @@ from mcp_sse_bridge.manual import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth, SseCa
 from mcp_sse_bridge.request import PreparedRequest, build_request
 from mcp_sse_bridge.variables import SecretRegistry
 
-from .sse_server import Request, Response, SSEServer, serve
+from .sse_server import Request, Response, SSEServer, serve, wait_disconnect
 
 SECRET = "s3cr3t+/ value"
 
@@ -401,6 +401,32 @@ async def test_unreachable_token_endpoint() -> None:
     assert f"http://127.0.0.1:{gone.port}/token" in str(info.value)
     for secret in ("s3cr3t", "PASSWORD", "QUERYKEY"):
         assert secret not in str(info.value)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "body-trickles"])
+async def test_a_token_endpoint_that_never_answers_is_an_auth_error(trickle: bool) -> None:
+    """The whole token request is bounded by the client's connect timeout: no headers at all,
+    or a body that trickles in faster than any read timeout, ends in an AuthError that says so."""
+
+    async def handler(request: Request, response: Response) -> None:
+        if trickle:
+            await response.head(200, content_type="application/json")
+            for _ in range(100):  # 10 s at most
+                await response.send(" ")
+                await anyio.sleep(0.1)
+        await wait_disconnect(response)
+
+    async with serve(handler) as endpoint, httpx2.AsyncClient(timeout=0.5) as client:
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(AuthError) as info:
+            await TokenCache().token(client, _oauth(endpoint))
+        took = anyio.current_time() - started
+    assert str(info.value).startswith(
+        f"The OAuth2 token endpoint {endpoint.url}/token did not answer within 0.5 s."
+    )
+    assert SECRET not in str(info.value)
+    assert took < 2
 
 
 @pytest.mark.parametrize(

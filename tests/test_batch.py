@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_sse_bridge.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
-from mcp_sse_bridge.errors import ServerError
+from mcp_sse_bridge.errors import ConnectError, ServerError
 from mcp_sse_bridge.sse import ServerSentEvent
 from mcp_sse_bridge.stream import StreamState
 
@@ -324,6 +325,39 @@ async def test_max_seconds_also_bounds_a_slow_consumer() -> None:
                 source, state, filter=EventFilter(), bounds=Bounds(max_seconds=0.2), on_event=stuck
             )
     assert (batch.stop_reason, batch.count) == ("max_seconds", 1)
+
+
+async def still_connecting(state: StreamState) -> AsyncIterator[list[ServerSentEvent]]:
+    """An upstream whose first handshake never completes, flagged as open_chunks does."""
+    state.connecting = True
+    await anyio.sleep_forever()
+    yield []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("consumer", ["collect", "Accepted"])
+@pytest.mark.parametrize(
+    ("bounds", "says"),
+    [
+        (Bounds(max_seconds=0.2), "0.2 s (max_seconds)"),
+        (Bounds(idle_seconds=0.2, max_seconds=10), "0.2 s (idle)"),
+    ],
+    ids=["max_seconds", "idle"],
+)
+async def test_time_running_out_before_the_first_connection_is_a_connect_error(
+    consumer: str, bounds: Bounds, says: str
+) -> None:
+    """Not an empty batch that looks like a quiet stream (a connected one: see above)."""
+    state = StreamState()
+    source = still_connecting(state)
+    run_ = Accepted(source, state, filter=EventFilter(), bounds=bounds)
+    with anyio.fail_after(5):
+        async with contextlib.aclosing(source):
+            with pytest.raises(ConnectError, match=re.escape(f"within {says}")):
+                if consumer == "collect":
+                    await run_.collect()
+                else:
+                    assert [item async for item in run_] == []
 
 
 @pytest.mark.anyio

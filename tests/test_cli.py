@@ -259,6 +259,36 @@ def test_call_argument_errors_are_one_line_and_exit_2(
     assert says in one_error_line(err)
 
 
+async def big_batch(request: Request, response: Response) -> None:
+    for n in range(80):  # 200 KB of JSON: more than a pipe buffer holds
+        await response.send(sse_lines({"id": str(n), "data": {"n": n, "pad": "x" * 2500}}))
+    await response.finish()
+
+
+@pytest.mark.parametrize("events", [2, 80], ids=["small-batch", "big-batch"])
+def test_call_into_a_reader_that_is_gone_ends_quietly(tmp_path: Path, events: int) -> None:
+    """`call ... | head`: the reader has closed the pipe. A big batch breaks the pipe while it is
+    written, a small one in the final flush; either way no traceback and exit code 0."""
+    with serve_in_thread(big_batch) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        argv = ["call", "ticks", "symbol=X", f"max_events={events}", "--manual", manual]
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "mcp_sse_bridge", *argv, "--var", "API_KEY=k3y-k3y"],
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=30,
+            )
+        finally:
+            os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert len(upstream.requests) == 1  # the call did run
+
+
 def test_call_arguments_are_json_when_they_parse() -> None:
     schema = {"properties": {"symbol": {"type": "string"}, "n": {"type": "integer"}}}
     words = ["symbol=4711", "n=5", "flag=true", 'match={"a": [1]}', "word=AAPL", "eq=a=b", "e="]
@@ -416,6 +446,18 @@ async def test_the_live_line_rewrites_itself_on_a_terminal_only() -> None:
 def bridge(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "mcp_sse_bridge", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=30, **kwargs)
+
+
+def test_call_help_is_for_users_not_the_modules_notes(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["call", "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert "print its batch of events as JSON" in out
+    assert "examples:" in out and "exit codes:" in out
+    assert "max_events, max_seconds, last_event_id" in out
+    for internal in ("MCP SDK", "import", "Every failure is one line"):
+        assert internal not in out
 
 
 def test_python_dash_m_is_the_console_script() -> None:

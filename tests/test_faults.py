@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,7 @@ from mcp_sse_bridge.errors import (
     HTTPStatusError,
     ProtocolError,
     ServerError,
+    UpstreamError,
 )
 from mcp_sse_bridge.manual import load_manual
 from mcp_sse_bridge.variables import Variables
@@ -269,14 +271,66 @@ async def test_headers_that_never_arrive_hit_the_connect_timeout(tmp_path: Path)
     assert time.monotonic() - started < 2.0  # 0.3 s timeout, slack for a busy machine
 
 
-async def test_max_seconds_bounds_a_handshake_that_never_ends(tmp_path: Path) -> None:
+OAUTH2 = {"auth_type": "oauth2", "client_id": "bridge", "client_secret": "s3cr3t-client"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "limits", "bound", "oauth2"),
+    [
+        ({"max_seconds": 0.3}, None, "0.3 s (max_seconds)", False),
+        ({}, Limits(idle_seconds=0.3), "0.3 s (idle)", False),
+        ({"max_seconds": 0.3}, None, "0.3 s (max_seconds)", True),
+    ],
+    ids=["max_seconds", "idle_seconds", "oauth2-token-endpoint"],
+)
+async def test_a_first_handshake_that_never_ends_is_a_connect_error(
+    tmp_path: Path, arguments: dict[str, Any], limits: Limits | None, bound: str, oauth2: bool
+) -> None:
+    """No response headers (or no token) before the call's time runs out: a ConnectError, not
+    an empty batch that looks like a quiet stream. (Once connected, running out of time is a
+    normal batch: see the silent stream and the trickle of comments below.)"""
+
     async def handler(request: Request, response: Response) -> None:
         await wait_disconnect(response)
 
     async with serve(handler) as server:
-        batch = await call(tmp_path, server, {"max_seconds": 0.3})
-    assert (batch.stop_reason, batch.count) == ("max_seconds", 0)
-    assert batch.elapsed_s < 1.3
+        auth = {"auth": {**OAUTH2, "token_url": f"{server.url}/token"}} if oauth2 else {}
+        started = time.monotonic()
+        with pytest.raises(
+            ConnectError, match=re.escape(f"No response from the upstream within {bound}")
+        ):
+            await call(tmp_path, server, arguments, limits=limits, **auth)
+    assert time.monotonic() - started < 1.3
+    assert [request.path for request in server.requests] == ["/token" if oauth2 else "/stream"]
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "error", "says"),
+    [
+        (401, "text/plain", AuthError, "HTTP 401"),
+        (503, "text/plain", ServerError, "HTTP 503"),
+        (200, "text/html", ProtocolError, "'text/html'"),
+    ],
+    ids=["401", "503", "200-html"],
+)
+async def test_a_refusal_whose_body_trickles_is_still_its_error(
+    tmp_path: Path, status: int, content_type: str, error: type[BridgeError], says: str
+) -> None:
+    """The refusal's head at once, its body never finished: the typed error with what arrived,
+    well within max_seconds, instead of an empty "max_seconds" batch."""
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.head(status, content_type=content_type)
+        await response.send("first words")
+        await wait_disconnect(response)
+
+    async with serve(handler) as server:
+        started = time.monotonic()
+        with pytest.raises(error, match=says) as caught:
+            await call(tmp_path, server, {"max_seconds": 0.5})
+    assert isinstance(caught.value, UpstreamError)
+    assert caught.value.body_excerpt == "first words"
+    assert time.monotonic() - started < 1.5
 
 
 async def test_silent_stream_ends_idle(tmp_path: Path) -> None:

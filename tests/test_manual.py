@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -614,6 +615,21 @@ def test_missing_file_names_the_path_and_the_working_directory(tmp_path: Path) -
 def test_a_directory_is_not_a_manual(tmp_path: Path) -> None:
     with pytest.raises(ManualError, match="is a directory"):
         load_manual(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("special", "kind"),
+    [("/dev/null", "a character device"), ("fifo", "a pipe")],
+    ids=["character-device", "fifo"],
+)
+def test_a_device_or_pipe_is_not_a_regular_file(tmp_path: Path, special: str, kind: str) -> None:
+    """Not "file not found" (it exists), and never read: a FIFO without a writer would hang."""
+    if special == "fifo":
+        special = str(tmp_path / "manual.fifo")
+        os.mkfifo(special)
+    with pytest.raises(ManualError) as info:
+        load_manual(special)
+    assert str(info.value).startswith(f"{special}: not a regular file ({kind}).")
 
 
 def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:

@@ -20,7 +20,13 @@ from mcp_sse_bridge.errors import (
 )
 from mcp_sse_bridge.request import PreparedRequest
 from mcp_sse_bridge.sse import ServerSentEvent
-from mcp_sse_bridge.stream import StreamOptions, StreamState, _backoff, open_chunks
+from mcp_sse_bridge.stream import (
+    MIN_BACKOFF_MS,
+    StreamOptions,
+    StreamState,
+    _backoff,
+    open_chunks,
+)
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
@@ -295,6 +301,31 @@ async def test_huge_error_body_is_read_only_up_to_64_kib(client) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("deadline", "most"), [(None, 1.5), (0.4, 0.4)], ids=["one-second", "half-the-time-left"]
+)
+async def test_a_trickling_error_body_is_read_briefly_and_the_error_still_raised(
+    client, deadline: float | None, most: float
+) -> None:
+    """A refusal whose body never ends: the excerpt read stops after 1 s (not the 2 s connect
+    timeout), or at half the caller's remaining time, and the typed error carries what
+    arrived, instead of the caller's deadline swallowing it."""
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.head(401, content_type="text/plain")
+        await response.send("first words")
+        await wait_disconnect(response)
+
+    async with serve(handler) as server:
+        started = anyio.current_time()
+        with pytest.raises(AuthError) as caught, anyio.move_on_after(deadline):
+            await read_all(client, server.url)
+        took = anyio.current_time() - started
+    assert caught.value.body_excerpt == "first words"
+    assert took < most
+
+
+@pytest.mark.anyio
 async def test_no_response_headers_within_connect_timeout(client) -> None:
     async with serve(lambda request, response: wait_disconnect(response)) as server:
         with pytest.raises(ConnectError) as caught:
@@ -439,6 +470,38 @@ def test_backoff_is_bounded_whatever_the_numbers(
     retry_ms: int, failures: int, cap_ms: int, most: float
 ) -> None:
     assert 0 < _backoff(retry_ms, failures, cap_ms) <= most * 1.2
+
+
+@pytest.mark.parametrize(
+    ("retry_ms", "failures", "cap_ms"), [(0, 0, 30_000), (0, 0, 0), (5, 0, 50), (0, 2, 1)]
+)
+def test_every_reconnect_waits_at_least_the_floor(
+    retry_ms: int, failures: int, cap_ms: int
+) -> None:
+    assert _backoff(retry_ms, failures, cap_ms) >= MIN_BACKOFF_MS / 1000
+
+
+@pytest.mark.anyio
+async def test_retry_0_and_a_drop_after_every_event_is_no_busy_loop(client) -> None:
+    """`retry: 0` and a drop after each event: reconnects wait the 100 ms floor (not a few
+    hundred connections a second), and since every attempt delivered an event the delay does
+    not double (no reset would allow about 5 connections in 1.5 s)."""
+
+    async def handler(request: Request, response: Response) -> None:
+        n = int(request.headers.get("last-event-id", "0")) + 1
+        await response.send(f"retry: 0\nid: {n}\ndata: {n}\n\n")
+        await response.abort()
+
+    options = StreamOptions(retry_ms=5, max_retry_ms=10_000, connect_timeout=2.0)
+    async with serve(handler) as server:
+        got: list[ServerSentEvent] = []
+        with anyio.move_on_after(1.5):
+            events = flatten(open_chunks(client, connector(server.url), options, StreamState()))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    got.append(event)
+    assert ids(got) == [str(n) for n in range(1, len(got) + 1)]
+    assert 7 <= len(server.requests) <= 18, f"{len(server.requests)} connections in 1.5 s"
 
 
 @pytest.mark.anyio
