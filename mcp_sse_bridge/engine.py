@@ -14,6 +14,9 @@ Decisions worth knowing:
 - Every error leaving `call()` is redacted with the call's secrets (message, hint and body
   excerpt, with the exception chain dropped), and so are the events and errors of a batch.
 - The shared HTTP client keeps no cookies: one upstream's cookies never reach another call.
+- Its connections are spread over several pools (`transport.ShardedTransport`): a pool's
+  bookkeeping costs O(open streams) per request, and an event stream stays open for the whole
+  call. `Limits.max_connections` still bounds them all together.
 - While a bridge is open, the HTTP client's loggers mask its secrets: httpx2 logs every request
   URL at INFO ("HTTP Request: GET https://...?api_key=...") and httpcore2 the response headers
   at DEBUG, which a library user's logging setup would otherwise print as they are. So the
@@ -48,6 +51,7 @@ from .errors import ArgumentError, BridgeError, ManualError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
 from .request import PreparedRequest, build_request
 from .stream import StreamOptions, StreamState, open_chunks
+from .transport import ShardedTransport, environment_proxies
 from .urls import check_url
 from .variables import SecretRegistry, Variables, needs_substitution
 
@@ -140,14 +144,17 @@ class Bridge:
 
     async def __aenter__(self) -> Bridge:
         no_cookies = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+        limits = httpx2.Limits(
+            max_connections=self.limits.max_connections, max_keepalive_connections=100
+        )
+        ssl_context = httpx2.create_ssl_context()
         self._client = httpx2.AsyncClient(
             headers={"User-Agent": f"mcp-sse-bridge/{__version__}"},
             cookies=http.cookiejar.CookieJar(policy=no_cookies),
             # The stream's body has no read timeout (stream.py): the idle bound covers it.
             timeout=httpx2.Timeout(self.limits.connect_timeout),
-            limits=httpx2.Limits(
-                max_connections=self.limits.max_connections, max_keepalive_connections=100
-            ),
+            transport=ShardedTransport(limits, ssl_context=ssl_context),
+            mounts=environment_proxies(limits, ssl_context=ssl_context),
             follow_redirects=False,
         )
         for name in _HTTP_LOGGERS:

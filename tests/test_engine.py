@@ -16,6 +16,7 @@ from mcp_sse_bridge.engine import Bridge, Limits
 from mcp_sse_bridge.errors import (
     ArgumentError,
     AuthError,
+    ConnectError,
     InsecureURLError,
     ManualError,
     ServerError,
@@ -423,3 +424,55 @@ def test_input_schema_is_the_manual_inputs_plus_control_arguments() -> None:
     assert schema["properties"]["max_seconds"]["maximum"] == 30.0
     assert all(schema["properties"][name]["description"] for name in RESERVED_ARGUMENTS)
     assert "max_events" not in INPUTS["properties"]  # the manual's own schema is untouched
+
+
+# -- connections --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_max_connections_bounds_the_upstream_streams_of_all_calls() -> None:
+    """The limit is global although the client spreads its connections over several pools."""
+    streams = {"open": 0, "most": 0}
+    both_open = anyio.Event()
+
+    async def handler(request: Request, response: Response) -> None:
+        streams["open"] += 1
+        streams["most"] = max(streams["most"], streams["open"])
+        if streams["open"] == 2:
+            both_open.set()
+        try:
+            await response.send(sse_lines(QUOTES[0]))
+            await wait_disconnect(response)
+        finally:
+            streams["open"] -= 1
+
+    limits = Limits(max_connections=2, connect_timeout=0.5)
+    variables = Variables(environ={})
+    async with (
+        serve(handler) as server,
+        Bridge([manual(server.url)], variables=variables, limits=limits) as b,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(2):
+            tg.start_soon(b.call, "quotes", {"symbol": "A", "max_events": 2})
+        with anyio.fail_after(5):
+            await both_open.wait()
+        with pytest.raises(ConnectError, match=r"within 0\.5 s"):
+            await b.call("quotes", {"symbol": "B", "max_events": 2})
+        tg.cancel_scope.cancel()
+    assert streams["most"] == 2
+    assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_proxy_environment_variables_apply_to_upstream_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with serve(send_events(QUOTES[0])) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with bridge("http://127.0.0.1:9/quotes") as b:  # nothing listens on port 9
+            batch = await b.call("quotes", {"symbol": "A", "max_events": 1})
+    assert batch.count == 1
+    assert proxy.requests[0].target == "http://127.0.0.1:9/quotes?symbol=A"

@@ -1,0 +1,186 @@
+"""ShardedTransport against real loopback servers: spreading, the global limit, slot release."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx2
+import pytest
+
+from mcp_sse_bridge.transport import ShardedTransport, environment_proxies
+
+from .sse_server import Request, Response, SSEServer, serve, wait_disconnect
+
+pytestmark = pytest.mark.anyio
+
+
+class Hold:
+    """A handler that sends the stream's head and keeps it open until the client leaves,
+    recording how many streams were open at once."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+
+    async def __call__(self, request: Request, response: Response) -> None:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await response.head()
+            await wait_disconnect(response)
+        finally:
+            self.open -= 1
+
+
+@contextlib.asynccontextmanager
+async def client(
+    max_connections: int, shards: int, **options: float
+) -> AsyncIterator[tuple[httpx2.AsyncClient, ShardedTransport]]:
+    transport = ShardedTransport(
+        httpx2.Limits(max_connections=max_connections, max_keepalive_connections=4), shards=shards
+    )
+    timeout = httpx2.Timeout(5.0, **options)
+    async with httpx2.AsyncClient(transport=transport, timeout=timeout) as opened:
+        yield opened, transport
+
+
+async def open_streams(
+    http: httpx2.AsyncClient, server: SSEServer, n: int
+) -> list[httpx2.Response]:
+    return [await http.send(http.build_request("GET", server.url), stream=True) for _ in range(n)]
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_each_request_goes_to_the_pool_with_most_room() -> None:
+    async with serve(Hold()) as server, client(8, 4) as (http, transport):
+        responses = await open_streams(http, server, 6)
+        assert transport.open_responses == [2, 2, 1, 1]
+        await responses[0].aclose()
+        await responses[1].aclose()
+        assert sorted(transport.open_responses) == [1, 1, 1, 1]
+        responses.append(await http.send(http.build_request("GET", server.url), stream=True))
+        assert sum(transport.open_responses) == 5
+        for response in responses[2:]:
+            await response.aclose()
+        assert transport.open_responses == [0, 0, 0, 0]
+
+
+async def test_max_connections_holds_across_all_pools() -> None:
+    hold = Hold()
+    async with serve(hold) as server, client(3, 2, pool=0.2) as (http, transport):
+        responses = await open_streams(http, server, 3)
+        assert transport.open_responses == [2, 1]  # 3 split as 2 + 1
+        with pytest.raises(httpx2.PoolTimeout, match="max_connections"):
+            await http.get(server.url)
+        await responses[0].aclose()
+        responses.append(await http.send(http.build_request("GET", server.url), stream=True))
+        assert transport.open_responses == [2, 1]
+        for response in responses[1:]:
+            await response.aclose()
+    assert hold.most == 3
+    assert len(server.requests) == 4  # the refused request never reached the server
+
+
+async def test_a_waiting_request_takes_the_first_slot_freed_in_any_pool() -> None:
+    async with serve(Hold()) as server, client(2, 2) as (http, transport):
+        first, second = await open_streams(http, server, 2)
+        assert transport.open_responses == [1, 1]
+        sent: list[httpx2.Response] = []
+
+        async def third() -> None:
+            sent.append(await http.send(http.build_request("GET", server.url), stream=True))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(third)
+            await anyio.wait_all_tasks_blocked()
+            assert not sent  # waiting for a slot, not queued inside a full pool
+            await second.aclose()
+        assert transport.open_responses == [1, 1]
+        for response in (first, *sent):
+            await response.aclose()
+
+
+async def test_a_failed_connection_gives_its_slot_back() -> None:
+    async with serve(Hold()) as server, client(1, 1) as (http, transport):
+        with pytest.raises(httpx2.ConnectError):
+            await http.get(f"http://127.0.0.1:{closed_port()}/")
+        assert transport.open_responses == [0]
+        response = await http.send(http.build_request("GET", server.url), stream=True)
+        assert response.status_code == 200
+        await response.aclose()
+
+
+async def test_a_cancelled_request_gives_its_slot_back() -> None:
+    arrivals: list[anyio.Event] = []
+
+    async def never_answers(request: Request, response: Response) -> None:
+        arrivals[-1].set()
+        await wait_disconnect(response)
+
+    async def cancel_once_sent(http: httpx2.AsyncClient, url: str) -> None:
+        arrivals.append(anyio.Event())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(http.get, url)
+            with anyio.fail_after(2):
+                await arrivals[-1].wait()
+            tg.cancel_scope.cancel()
+
+    async with serve(never_answers) as server, client(1, 1) as (http, transport):
+        await cancel_once_sent(http, server.url)
+        assert transport.open_responses == [0]
+        await server.wait_for_client_close(timeout=1.0)
+        await cancel_once_sent(http, server.url)  # the one slot is free again: it is sent
+        assert transport.open_responses == [0]
+
+
+async def test_closing_a_body_twice_releases_its_slot_once() -> None:
+    async with serve(Hold()) as server, client(2, 1, pool=0.1) as (http, transport):
+        response = await transport.handle_async_request(http.build_request("GET", server.url))
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        await response.stream.aclose()
+        await response.stream.aclose()
+        assert transport.open_responses == [0]
+        responses = await open_streams(http, server, 2)
+        with pytest.raises(httpx2.PoolTimeout):  # a second release would have let it through
+            await http.get(server.url)
+        for opened in responses:
+            await opened.aclose()
+        assert transport.open_responses == [0]
+
+
+def test_limits_that_cannot_be_split_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_connections >= 1"):
+        ShardedTransport(httpx2.Limits(max_connections=None))
+    with pytest.raises(ValueError, match="shards >= 1"):
+        ShardedTransport(httpx2.Limits(max_connections=4), shards=0)
+
+
+async def test_fewer_connections_than_shards_makes_fewer_pools() -> None:
+    async with client(3, 8) as (_, transport):
+        assert transport.open_responses == [0, 0, 0]
+
+
+async def test_proxy_environment_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A custom transport turns off httpx2's own lookup; `environment_proxies` restores it."""
+
+    async def forward_proxy(request: Request, response: Response) -> None:
+        await response.simple(200, request.target)
+
+    async with serve(forward_proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "internal.example")
+        limits = httpx2.Limits(max_connections=4)
+        mounts = environment_proxies(limits)
+        assert mounts["all://*internal.example"] is None  # the client's own (sharded) transport
+        async with httpx2.AsyncClient(transport=ShardedTransport(limits), mounts=mounts) as http:
+            response = await http.get("http://upstream.example:8123/stream?x=1")
+    assert response.text == "http://upstream.example:8123/stream?x=1"  # absolute form: proxied
