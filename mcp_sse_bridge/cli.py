@@ -100,14 +100,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _printable(text: str) -> str:
-    """`text` as one line that is safe on a terminal.
-
-    Control and invisible characters (escape sequences, bidi overrides) become spaces,
-    whitespace is folded, and lone surrogates (from JSON escapes), which stdout cannot encode,
-    become `?`.
-    """
-    line = excerpt(text, limit=sys.maxsize)
-    return line.encode("utf-8", "replace").decode("utf-8")
+    """`text` as one terminal-safe line, never cut (see `errors.excerpt`)."""
+    return excerpt(text, limit=sys.maxsize)
 
 
 def _error_text(err: BridgeError) -> str:

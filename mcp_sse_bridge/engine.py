@@ -261,7 +261,11 @@ class Bridge:
         chunks = open_chunks(client, connect, options, state, refresh_auth=refresh_auth)
         async with contextlib.aclosing(chunks):
             yield Accepted(
-                chunks, state, filter=event_filter, bounds=plan.bounds, redact=secrets.redact
+                chunks,
+                state,
+                filter=event_filter,
+                bounds=plan.bounds,
+                redact=secrets.redact if secrets else None,
             )
 
     def _tool(self, name: str) -> BridgeTool:

@@ -115,10 +115,12 @@ def excerpt(text: str, *, html_markup: bool = False, limit: int = EXCERPT_CHARS)
     """The start of an upstream body as one short printable line, for an error message.
 
     Control and invisible characters go (they could forge log lines or hide text), whitespace is
-    folded, HTML tags are dropped when the body is a page. Secrets are not this function's job:
-    the caller redacts.
+    folded, HTML tags are dropped when the body is a page, and lone surrogates (from JSON
+    escapes), which no transport or terminal can encode, become `?`. Secrets are not this
+    function's job: the caller redacts.
     """
     if html_markup:
         text = html.unescape(_MARKUP.sub(" ", text))
     text = " ".join(_CONTROL.sub(" ", text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    text = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"

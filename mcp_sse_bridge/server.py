@@ -293,8 +293,7 @@ def summarize(event: dict[str, Any]) -> str:
     head = event.get("event", "message")
     if event.get("id"):
         head += f" #{event['id']}"
-    line = excerpt(f"{head}: {text}"[: 4 * SUMMARY_CHARS], limit=SUMMARY_CHARS)
-    return line.encode("utf-8", "replace").decode("utf-8")
+    return excerpt(f"{head}: {text}"[: 4 * SUMMARY_CHARS], limit=SUMMARY_CHARS)
 
 
 async def run_stdio(server: Server[Bridge]) -> None:

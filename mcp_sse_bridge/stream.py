@@ -51,7 +51,7 @@ from .errors import (
 )
 from .request import PreparedRequest
 from .sse import EventStreamParser, ServerSentEvent
-from .urls import check_url
+from .urls import check_url, display_url
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024
@@ -372,8 +372,7 @@ def _backoff(retry_ms: int, failures: int, cap_ms: int) -> float:
 
 def _where(method: str, url: str | httpx2.URL) -> str:
     """Method and URL without the query or user info, which may hold secrets."""
-    url = httpx2.URL(url)
-    return f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
+    return f"{method} {display_url(str(url))}"
 
 
 async def _close(response: httpx2.Response) -> None:

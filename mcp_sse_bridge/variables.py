@@ -82,6 +82,10 @@ class SecretRegistry:
             self._pattern = re.compile("|".join(map(re.escape, ordered)))
         return self._pattern.sub("***", text)
 
+    def __bool__(self) -> bool:
+        """False while nothing is registered, so callers can skip redaction work entirely."""
+        return bool(self._values)
+
     def __contains__(self, text: object) -> bool:
         """True when `text` holds a registered value (so also for a registered value itself)."""
         return isinstance(text, str) and self.redact(text) != text
