@@ -281,25 +281,42 @@ class Accepted:
     def skipped(self) -> dict[str, int]:
         return {"filtered": self.filtered, "oversized": self._state.oversized + self.oversized}
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._pass(caller_ends=False)
+
+    async def _pass(self, *, caller_ends: bool) -> AsyncIterator[dict[str, Any]]:
+        """The accepted events. With `caller_ends`, the caller's own scope ends the pass at
+        `max_seconds` (as `collect`'s does), so a wait needs a scope only for an idle bound: a
+        scope per wait was a twentieth of the CPU of a call with a few small chunks."""
         self._end = anyio.current_time() + self._bounds.max_seconds
         idle = self._bounds.idle_seconds
+        scoped = idle is not None or not caller_ends
         while self.stop_reason is None:
-            if idle is not None:  # idle time is upstream silence, never the consumer's own time
-                self._idle_at = anyio.current_time() + idle
-            chunk = None
-            with anyio.CancelScope(deadline=min(self._end, self._idle_at)) as scope:
-                chunk = await anext(self._chunks, None)
-            if scope.cancelled_caught:
-                reason = "idle" if self._idle_at < self._end else "max_seconds"
-                if self._state.connecting:
-                    raise _no_response(reason, self._bounds)
-                self.stop_reason = reason
-            elif chunk is None:
-                self.stop_reason = "closed"
+            if scoped:
+                chunk = await self._next_within_bounds(idle)
             else:
+                chunk = await anext(self._chunks, None)
+                if chunk is None:
+                    self.stop_reason = "closed"
+            if chunk is not None:
                 for event in self._take(chunk):
                     yield self._result(event)
+
+    async def _next_within_bounds(self, idle: float | None) -> list[ServerSentEvent] | None:
+        """The next chunk, or None with `stop_reason` set when the stream or a bound ends."""
+        if idle is not None:  # idle time is upstream silence, never the consumer's own time
+            self._idle_at = anyio.current_time() + idle
+        chunk = None
+        with anyio.CancelScope(deadline=min(self._end, self._idle_at)) as scope:
+            chunk = await anext(self._chunks, None)
+        if scope.cancelled_caught:
+            reason = "idle" if self._idle_at < self._end else "max_seconds"
+            if self._state.connecting:
+                raise _no_response(reason, self._bounds)
+            self.stop_reason = reason
+        elif chunk is None:
+            self.stop_reason = "closed"
+        return chunk
 
     def _take(self, chunk: list[ServerSentEvent]) -> Iterator[ServerSentEvent]:
         """The accepted events of one chunk, in order; sets `stop_reason` when one ends the pass.
@@ -369,7 +386,7 @@ class Accepted:
         # one to fire first (it started first).
         with anyio.move_on_after(self._bounds.max_seconds) as scope:
             try:
-                async with contextlib.aclosing(aiter(self)) as accepted:
+                async with contextlib.aclosing(self._pass(caller_ends=True)) as accepted:
                     async for item in accepted:
                         items.append(item)
                         if on_event is not None:

@@ -204,7 +204,9 @@ async def _handshake(
     if last_id:  # h11 refuses surrounding blanks; HTTP does not count them as part of a value
         headers["Last-Event-ID"] = last_id.strip(" \t").encode()
     method, url, content = prepared.method, prepared.url, prepared.content
-    timeout = httpx2.Timeout(options.connect_timeout, read=None)  # idle is the batch's bound
+    # No httpx2 timeouts: `_send` bounds the whole handshake with one deadline, and the body's
+    # silence is the batch's idle bound.
+    timeout = httpx2.Timeout(None)
     for _ in range(MAX_REDIRECTS + 1):
         try:
             request = client.build_request(
