@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import ssl
 from collections import deque
 from collections.abc import Iterable
@@ -159,8 +160,13 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
             raise httpcore2.WriteError(str(protocol.error))
 
     async def aclose(self) -> None:
-        if self._protocol.transport is not None:
-            self._protocol.transport.close()
+        transport = self._protocol.transport
+        if transport is None:
+            return
+        if transport.get_extra_info("ssl_object") is None:
+            transport.close()  # sends what is still buffered, then FIN
+        else:  # as httpcore2's own backend: no close_notify exchange, which may wait 30 s
+            transport.abort()
 
     async def start_tls(
         self,
@@ -189,10 +195,10 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         protocol, transport = self._protocol, self._protocol.transport
-        if info == "is_readable":  # an idle connection with news is one the server closed
-            return bool(protocol.chunks) or protocol.ended
         if transport is None:
-            return None
+            return True if info == "is_readable" else None
+        if info == "is_readable":  # an idle connection with news is one the server closed
+            return bool(protocol.chunks) or protocol.ended or _has_news(transport)
         name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
         if name in ("ssl_object", "sockname", "peername", "socket"):
             return transport.get_extra_info(name)
@@ -239,6 +245,19 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+
+def _has_news(transport: asyncio.Transport) -> bool:
+    """Whether the socket has something the event loop has not read yet (a FIN, say)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0:
+        return True
+    if hasattr(select, "poll"):  # select() cannot watch descriptors above 1023
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    return bool(readable)
 
 
 def _is_address(host: str) -> bool:

@@ -25,7 +25,7 @@ from mcp_sse_bridge.errors import (
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, ToolSpec, parse_manual
 from mcp_sse_bridge.variables import Variables
 
-from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
+from .sse_server import Request, Response, serve, serve_in_thread, sse_lines, wait_disconnect
 
 SECRET = "k-5ecret-value-42"
 INPUTS = {
@@ -476,3 +476,17 @@ async def test_proxy_environment_variables_apply_to_upstream_calls(
             batch = await b.call("quotes", {"symbol": "A", "max_events": 1})
     assert batch.count == 1
     assert proxy.requests[0].target == "http://127.0.0.1:9/quotes?symbol=A"
+
+
+def test_a_bridge_runs_under_trio_too() -> None:
+    """The engine is anyio throughout; under trio its sockets go through httpcore2's own backend
+    (`network.AsyncioBackend` serves asyncio only)."""
+
+    async def call(url: str) -> list[dict[str, Any]]:
+        async with bridge(url) as opened:
+            batch = await opened.call("quotes", {"symbol": "AAPL", "max_events": 2})
+            return batch.events
+
+    with serve_in_thread(send_events(*QUOTES)) as server:
+        events = anyio.run(call, f"{server.url}/quotes", backend="trio")
+    assert [event["id"] for event in events] == ["1", "2"]

@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import anyio
+import httpcore2
 import httpx2
 import pytest
 
@@ -184,3 +185,33 @@ async def test_proxy_environment_variables_are_honoured(monkeypatch: pytest.Monk
         async with httpx2.AsyncClient(transport=ShardedTransport(limits), mounts=mounts) as http:
             response = await http.get("http://upstream.example:8123/stream?x=1")
     assert response.text == "http://upstream.example:8123/stream?x=1"  # absolute form: proxied
+
+
+async def test_a_dropped_body_is_an_httpx2_error() -> None:
+    """httpcore2's error is raised as httpx2's, carrying the request, and the slot comes back."""
+
+    async def drop(request: Request, response: Response) -> None:
+        await response.send("data: 1\n\n")
+        await response.abort()
+
+    async with serve(drop) as server, client(2, 1) as (http, transport):
+        async with http.stream("GET", server.url) as response:
+            with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)) as caught:
+                async for _ in response.aiter_bytes():
+                    pass
+        assert transport.open_responses == [0]
+    assert isinstance(caught.value.__cause__, httpcore2.NetworkError | httpcore2.ProtocolError)
+    assert not isinstance(caught.value, httpcore2.NetworkError | httpcore2.ProtocolError)
+    assert caught.value.request is response.request
+
+
+async def test_a_silent_upstream_is_an_httpx2_read_timeout() -> None:
+    async def silent(request: Request, response: Response) -> None:
+        await response.head()
+        await wait_disconnect(response)
+
+    async with serve(silent) as server, client(2, 1, read=0.1) as (http, transport):
+        async with http.stream("GET", server.url) as response:
+            with pytest.raises(httpx2.ReadTimeout):
+                await response.aread()
+        assert transport.open_responses == [0]
