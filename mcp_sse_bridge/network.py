@@ -163,10 +163,10 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
         transport = self._protocol.transport
         if transport is None:
             return
-        if transport.get_extra_info("ssl_object") is None:
-            transport.close()  # sends what is still buffered, then FIN
-        else:  # as httpcore2's own backend: no close_notify exchange, which may wait 30 s
-            transport.abort()
+        if transport.get_extra_info("ssl_object") is None and not transport.get_write_buffer_size():
+            transport.close()  # FIN at once: nothing of ours waits to be sent
+        else:  # TLS: no close_notify exchange, which may wait 30 s (as httpcore2's backend);
+            transport.abort()  # unsent bytes: a server that never reads them kept the socket
 
     async def start_tls(
         self,
