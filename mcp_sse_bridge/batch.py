@@ -312,7 +312,7 @@ class Accepted:
         if scope.cancelled_caught:
             reason = "idle" if self._idle_at < self._end else "max_seconds"
             if self._state.connecting:
-                raise _no_response(reason, self._bounds)
+                raise _no_response(reason, self._bounds, self._state.where)
             self.stop_reason = reason
         elif chunk is None:
             self.stop_reason = "closed"
@@ -396,7 +396,7 @@ class Accepted:
                     raise
                 error = str(exc)
         if scope.cancelled_caught and self._state.connecting:
-            raise _no_response("max_seconds", self._bounds)
+            raise _no_response("max_seconds", self._bounds, self._state.where)
         redact = self._redact or str
         return Batch(
             events=items,
@@ -411,11 +411,12 @@ class Accepted:
         )
 
 
-def _no_response(bound: str, bounds: Bounds) -> ConnectError:
+def _no_response(bound: str, bounds: Bounds, where: str) -> ConnectError:
     """The error for a time bound that ended a pass before the first connection was made."""
     seconds = bounds.idle_seconds if bound == "idle" else bounds.max_seconds
+    upstream = f"the upstream ({where})" if where else "the upstream"
     return ConnectError(
-        f"No response from the upstream within {seconds:g} s ({bound}): the event stream was "
+        f"No response from {upstream} within {seconds:g} s ({bound}): the event stream was "
         "never established.",
         hint="Check that the server is up and the URL is its event stream (and that the OAuth2 "
         "token endpoint answers, if the manual uses one), or allow the call more time.",

@@ -34,6 +34,8 @@ through async generators cost a quarter of a filtered call. Decisions worth know
 from __future__ import annotations
 
 import random
+import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -81,6 +83,7 @@ _ADVICE = {  # status -> (what happened, what to do); 400 and 500 stand for thei
     500: ("The upstream server failed", "The upstream is failing or restarting; try again later."),
 }
 _TRANSIENT = (408, 429)
+_BYTES_REPR = re.compile(r"bytearray\(b'([^']*)'\)|\bb'([^']*)'")  # h11 quotes bytes as reprs
 
 Connect = Callable[[str], Awaitable[PreparedRequest]]
 RefreshAuth = Callable[[], Awaitable[bool]]
@@ -105,6 +108,7 @@ class StreamState:
     reconnects: int = 0
     oversized: int = 0
     connecting: bool = False  # True from the start of `open_chunks` to its first handshake
+    where: str = ""  # method and URL of the latest attempt, for messages (no query, no userinfo)
 
 
 async def open_chunks(
@@ -185,6 +189,7 @@ async def _establish(
 ) -> tuple[PreparedRequest, httpx2.Response | None]:
     """One attempt: the request and its open event-stream response (None after a 204)."""
     request = await connect(state.last_event_id)
+    state.where = _where(request.method, request.url)
     try:
         return request, await _handshake(client, request, options, state.last_event_id)
     except AuthError as exc:
@@ -252,10 +257,35 @@ async def _send(
             hint="Check that the server is up and the URL is its event stream.",
         ) from exc
     except httpx2.TransportError as exc:
-        raise ConnectError(
-            f"Cannot connect to {where}: {exc or type(exc).__name__}.",
-            hint="Check the host and port in the tool's URL, and that the server is running.",
-        ) from exc
+        reason = _BYTES_REPR.sub(_unrepr, str(exc)) or type(exc).__name__
+        if _caused_by(exc, ssl.SSLError):
+            hint = (
+                "The server's TLS certificate was refused. If it comes from a private CA, point "
+                "SSL_CERT_FILE at that CA's certificate; check that the URL's host is the name "
+                "the certificate is for."
+            )
+        elif isinstance(exc, httpx2.ProtocolError):
+            hint = "The server did not answer with HTTP/1.1; check the URL's scheme and port."
+        else:
+            hint = "Check the host and port in the tool's URL, and that the server is running."
+        raise ConnectError(f"Cannot connect to {where}: {reason}.", hint=hint) from exc
+
+
+def _unrepr(match: re.Match[str]) -> str:
+    """`bytearray(b'HTTP/9')` or `b'HTTP/9'` as `'HTTP/9'`."""
+    return f"'{match[1] if match[1] is not None else match[2]}'"
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in `exc`'s chain of causes (bounded: chains can loop)."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return False
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _redirect_target(response: httpx2.Response, options: StreamOptions) -> httpx2.URL:

@@ -296,8 +296,10 @@ async def test_a_first_handshake_that_never_ends_is_a_connect_error(
     async with serve(handler) as server:
         auth = {"auth": {**OAUTH2, "token_url": f"{server.url}/token"}} if oauth2 else {}
         started = time.monotonic()
+        # The stream's URL when the stream was asked; none while the token was awaited.
+        upstream = "the upstream" if oauth2 else f"the upstream (GET {server.url}/stream)"
         with pytest.raises(
-            ConnectError, match=re.escape(f"No response from the upstream within {bound}")
+            ConnectError, match=re.escape(f"No response from {upstream} within {bound}")
         ):
             await call(tmp_path, server, arguments, limits=limits, **auth)
     assert time.monotonic() - started < 1.3

@@ -391,7 +391,8 @@ CASES = {
         never_answers,
         {"max_seconds": 0.3},
         error=ConnectError,
-        says=r"No response from the upstream within 0\.3 s \(max_seconds\).*never established",
+        says=r"No response from the upstream \(GET {url}\) within 0\.3 s \(max_seconds\).*"
+        r"never established",
         lasts=0.3,
     ),
     "headers byte by byte, slower than the connect timeout": Case(
@@ -428,7 +429,10 @@ CASES = {
         events=2,
     ),
     "garbage instead of HTTP": Case(
-        garbage, error=ConnectError, says=r"Cannot connect to GET {url}: illegal status line"
+        garbage,
+        error=ConnectError,
+        says=r"Cannot connect to GET {url}: illegal status line: 'SSH-2\.0-OpenSSH_9\.6'\. "
+        r"The server did not answer with HTTP/1\.1",
     ),
     "HTTP/1.0 without length, ended by close": Case(http10_until_close, events=3),
 }
@@ -479,6 +483,7 @@ async def test_a_certificate_nobody_trusts_is_a_clear_connect_error(ca: trustme.
         await server.wait_all_closed()
     assert isinstance(outcome, ConnectError), outcome
     assert f"Cannot connect to GET {server.url}: [SSL: CERTIFICATE_VERIFY_FAILED]" in str(outcome)
+    assert "point SSL_CERT_FILE at that CA's certificate" in str(outcome)
     assert took < MARGIN
 
 
