@@ -14,9 +14,9 @@ Decisions worth knowing:
 - Every error leaving `call()` is redacted with the call's secrets (message, hint and body
   excerpt, with the exception chain dropped), and so are the events and errors of a batch.
 - The shared HTTP client keeps no cookies: one upstream's cookies never reach another call.
-- Its connections are spread over several pools (`transport.ShardedTransport`): a pool's
-  bookkeeping costs O(open streams) per request, and an event stream stays open for the whole
-  call. `Limits.max_connections` still bounds them all together.
+- Each request gets a connection of its own (`transport.StreamTransport`), closed with the
+  response: an event stream is rarely left in a state to reuse, and a pool's bookkeeping cost
+  as much as the connection. `Limits.max_connections` bounds them all together.
 - While a bridge is open, the HTTP client's loggers mask its secrets: httpx2 logs every request
   URL at INFO ("HTTP Request: GET https://...?api_key=...") and httpcore2 the response headers
   at DEBUG, which a library user's logging setup would otherwise print as they are. So the
@@ -51,7 +51,7 @@ from .errors import ArgumentError, BridgeError, ManualError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
 from .request import PreparedRequest, build_request
 from .stream import StreamOptions, StreamState, open_chunks
-from .transport import ShardedTransport, environment_proxies
+from .transport import StreamClient, StreamTransport, environment_proxies
 from .urls import check_url
 from .variables import SecretRegistry, Variables, needs_substitution
 
@@ -140,6 +140,7 @@ class Bridge:
         self._validators = {name: _validator(tool.spec.inputs) for name, tool in self.tools.items()}
         self._tokens = TokenCache()
         self._client: httpx2.AsyncClient | None = None
+        self._streams: StreamClient | None = None
         self._log_filter = _RedactingFilter(self.secrets)
 
     async def __aenter__(self) -> Bridge:
@@ -148,15 +149,17 @@ class Bridge:
             max_connections=self.limits.max_connections, max_keepalive_connections=100
         )
         ssl_context = httpx2.create_ssl_context()
-        self._client = httpx2.AsyncClient(
+        direct = StreamTransport(self.limits.max_connections, ssl_context=ssl_context)
+        proxies = environment_proxies(limits, ssl_context=ssl_context)
+        self._client = httpx2.AsyncClient(  # for OAuth2 tokens; streams go through `_streams`
             headers={"User-Agent": f"mcp-sse-bridge/{__version__}"},
             cookies=http.cookiejar.CookieJar(policy=no_cookies),
-            # The stream's body has no read timeout (stream.py): the idle bound covers it.
             timeout=httpx2.Timeout(self.limits.connect_timeout),
-            transport=ShardedTransport(limits, ssl_context=ssl_context),
-            mounts=environment_proxies(limits, ssl_context=ssl_context),
+            transport=direct,
+            mounts=proxies,
             follow_redirects=False,
         )
+        self._streams = StreamClient(self._client, None if proxies else direct)
         for name in _HTTP_LOGGERS:
             logging.getLogger(name).addFilter(self._log_filter)
         return self
@@ -166,7 +169,7 @@ class Bridge:
             logging.getLogger(name).removeFilter(self._log_filter)
         if self._client is not None:
             await self._client.aclose()
-            self._client = None
+            self._client = self._streams = None
 
     def input_schema(self, name: str) -> dict[str, Any]:
         """The tool's MCP input schema: the manual's inputs plus the control arguments."""
@@ -214,9 +217,9 @@ class Bridge:
         self, name: str, arguments: Mapping[str, Any], secrets: SecretRegistry
     ) -> AsyncIterator[Accepted]:
         """Validate, substitute, build and check the request; open the stream and its pass."""
-        if self._client is None:
+        if self._client is None or self._streams is None:
             raise RuntimeError("Bridge is not open: use `async with Bridge(...) as bridge:`")
-        client = self._client
+        client, streams = self._client, self._streams
         plan = self._plan(name, arguments)
         manual, spec = plan.tool.manual, plan.tool.spec
         template = spec.template
@@ -258,7 +261,7 @@ class Bridge:
         if template.event_type is not None:
             types = frozenset({template.event_type})
         event_filter = EventFilter(event_types=types, match=plan.match)
-        chunks = open_chunks(client, connect, options, state, refresh_auth=refresh_auth)
+        chunks = open_chunks(streams, connect, options, state, refresh_auth=refresh_auth)
         async with contextlib.aclosing(chunks):
             yield Accepted(
                 chunks,

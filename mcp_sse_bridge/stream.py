@@ -33,6 +33,7 @@ through async generators cost a quarter of a filtered call. Decisions worth know
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import ssl
@@ -53,7 +54,10 @@ from .errors import (
 )
 from .request import PreparedRequest
 from .sse import EventStreamParser, ServerSentEvent
+from .transport import StreamClient
 from .urls import check_url, display_url
+
+logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
 EXCERPT_READ_BYTES = 64 * 1024
@@ -112,7 +116,7 @@ class StreamState:
 
 
 async def open_chunks(
-    client: httpx2.AsyncClient,
+    client: StreamClient,
     connect: Connect,
     options: StreamOptions,
     state: StreamState,
@@ -181,7 +185,7 @@ async def open_chunks(
 
 
 async def _establish(
-    client: httpx2.AsyncClient,
+    client: StreamClient,
     connect: Connect,
     options: StreamOptions,
     state: StreamState,
@@ -200,7 +204,7 @@ async def _establish(
 
 
 async def _handshake(
-    client: httpx2.AsyncClient, prepared: PreparedRequest, options: StreamOptions, last_id: str
+    client: StreamClient, prepared: PreparedRequest, options: StreamOptions, last_id: str
 ) -> httpx2.Response | None:
     """Send the request, following same-origin redirects; raise for anything but a stream."""
     headers: dict[str, str | bytes] = {
@@ -209,14 +213,9 @@ async def _handshake(
     if last_id:  # h11 refuses surrounding blanks; HTTP does not count them as part of a value
         headers["Last-Event-ID"] = last_id.strip(" \t").encode()
     method, url, content = prepared.method, prepared.url, prepared.content
-    # No httpx2 timeouts: `_send` bounds the whole handshake with one deadline, and the body's
-    # silence is the batch's idle bound.
-    timeout = httpx2.Timeout(None)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            request = client.build_request(
-                method, url, headers=headers, content=content, timeout=timeout
-            )
+            request = client.build_request(method, url, headers=headers, content=content)
         except httpx2.InvalidURL as exc:
             raise ConnectError(
                 f"Invalid upstream URL: {exc}.", hint="Fix the tool's url in the manual."
@@ -243,14 +242,14 @@ async def _handshake(
     )
 
 
-async def _send(
-    client: httpx2.AsyncClient, request: httpx2.Request, timeout: float
-) -> httpx2.Response:
-    """Send and wait for the response headers, at most `timeout` seconds in all."""
+async def _send(client: StreamClient, request: httpx2.Request, timeout: float) -> httpx2.Response:
+    """Send and wait for the response headers, at most `timeout` seconds in all (the one
+    deadline of the handshake: the requests carry no httpx2 timeouts; the body's silence is the
+    batch's idle bound)."""
     where = _where(request.method, request.url)
     try:
         with anyio.fail_after(timeout):
-            return await client.send(request, stream=True)
+            response = await client.send(request)
     except (TimeoutError, httpx2.TimeoutException) as exc:
         raise ConnectError(
             f"No response headers from {where} within {timeout:g} s.",
@@ -269,6 +268,8 @@ async def _send(
         else:
             hint = "Check the host and port in the tool's URL, and that the server is running."
         raise ConnectError(f"Cannot connect to {where}: {reason}.", hint=hint) from exc
+    logger.info("upstream %s: HTTP %d", where, response.status_code)
+    return response
 
 
 def _unrepr(match: re.Match[str]) -> str:

@@ -1,21 +1,17 @@
-"""The shared HTTP client's direct route: httpcore2 pools on asyncio protocols, sharded.
+"""The shared HTTP client's direct route: one httpcore2 connection per request.
 
-Why: httpcore2's connection pool re-examines every connection it holds each time a request
-starts and each time a response closes (`_assign_requests_to_connections`). An event stream
-holds its connection for the whole call, so with n calls in flight every call pays O(n), and
-a burst of 1,000 calls spent about a fifth of the bridge's CPU in those scans. `ShardedTransport`
-sends each request to one of a few `httpcore2.AsyncConnectionPool`s (the one with the most room),
-so every scan is over a fraction of the connections. Its pools talk to the network through
-`network.AsyncioBackend`, which reads without a cancel scope per read. It does what
-`httpx2.AsyncHTTPTransport` does around a pool (the request and response conversion, httpcore2's
-errors as httpx2's), so the client in front of it (headers, redirects, timeouts) is unchanged.
+Why no pool: an event stream holds its connection for the whole call and is closed by the
+bridge mid-body far more often than it ends cleanly, so a kept-alive connection is rarely there
+to reuse; meanwhile httpcore2's pool re-examines every connection it holds each time a request
+starts and each time a response closes (O(open streams) each), and its bookkeeping cost about as
+much per call as the connection itself. `StreamTransport` opens an `httpcore2.AsyncHTTPConnection`
+for each request and closes it with the response. It does what `httpx2.AsyncHTTPTransport` does
+around its pool (request and response conversion, httpcore2's errors raised as httpx2's), so the
+client in front of it (headers, timeouts) is unchanged. Connections reach the network through
+`network.AsyncioBackend`, which reads without a cancel scope per read.
 
-How the limits hold: `limits.max_connections` is a single count over all the pools (a
-semaphore held from sending a request until its response is closed), and each pool is given an
-exact share of it and of `max_keepalive_connections`, the shares adding up to the limits. A
-request that got past the semaphore therefore always finds a pool with room, so no request
-waits in one pool while another could take it, and no more sockets are open than one pool of
-`max_connections` would open. Waiting for a slot honours the request's `pool` timeout.
+`max_connections` is a semaphore held from sending a request until its response is closed;
+waiting for a slot honours the request's `pool` timeout. The SSL context is shared.
 
 A custom transport turns off httpx2's `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` lookup, so
 `environment_proxies` builds the same routes as httpx2 would (its own transport per proxy), to
@@ -33,8 +29,6 @@ import httpx2
 from httpx2._utils import get_environment_proxies  # what AsyncClient(trust_env=True) reads
 
 from .network import AsyncioBackend
-
-SHARDS = 32  # 1,000 streams: ~31 per pool; the scans fell from 18% of the CPU to 2% (8 pools: 5%)
 
 # httpcore2's errors and the httpx2 errors `httpx2.AsyncHTTPTransport` turns them into.
 _ERRORS: dict[type[Exception], type[httpx2.TransportError]] = {
@@ -58,78 +52,56 @@ _ERRORS: dict[type[Exception], type[httpx2.TransportError]] = {
 }
 
 
-class ShardedTransport(httpx2.AsyncBaseTransport):
-    """Like `httpx2.AsyncHTTPTransport(limits=...)`, with its pool split in `shards`."""
+class StreamTransport(httpx2.AsyncBaseTransport):
+    """Like `httpx2.AsyncHTTPTransport(limits=...)`, with a new connection for every request."""
 
-    def __init__(
-        self,
-        limits: httpx2.Limits,
-        *,
-        shards: int = SHARDS,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        total = limits.max_connections
-        if total is None or total < 1 or shards < 1:
-            raise ValueError("ShardedTransport needs max_connections >= 1 and shards >= 1")
-        count = min(shards, total)
-        idle = limits.max_keepalive_connections  # a pool keeps at most max_connections idle
-        idle = total if idle is None else min(idle, total)
-        ssl_context = ssl_context or httpx2.create_ssl_context()
-        backend = AsyncioBackend()
-        self._slots = anyio.Semaphore(total)
-        self._shards = [
-            _Shard(
-                httpcore2.AsyncConnectionPool(
-                    ssl_context=ssl_context,
-                    max_connections=connections,
-                    max_keepalive_connections=keep,
-                    keepalive_expiry=limits.keepalive_expiry,
-                    network_backend=backend,
-                ),
-                capacity=connections,
-            )
-            for connections, keep in zip(_split(total, count), _split(idle, count), strict=True)
-        ]
-
-    @property
-    def open_responses(self) -> list[int]:
-        """Responses not yet closed, per pool (for tests and debugging)."""
-        return [shard.open for shard in self._shards]
+    def __init__(self, max_connections: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        if max_connections < 1:
+            raise ValueError("StreamTransport needs max_connections >= 1")
+        self.max_connections = max_connections
+        self._slots = anyio.Semaphore(max_connections)
+        self._ssl_context = ssl_context or httpx2.create_ssl_context()
+        self._backend = AsyncioBackend()
+        self.open_responses = 0  # sent and not yet closed (for tests and debugging)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         assert isinstance(request.stream, httpx2.AsyncByteStream)
-        await self._acquire(request)
-        shard = max(self._shards, key=_Shard.room)
-        shard.open += 1
         url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx2.UnsupportedProtocol(
+                f"Unsupported URL scheme {url.scheme!r}: only http and https.", request=request
+            )
+        target = httpcore2.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        )
+        await self._acquire(request)
+        self.open_responses += 1
+        connection = httpcore2.AsyncHTTPConnection(
+            target.origin, ssl_context=self._ssl_context, network_backend=self._backend
+        )
         try:
-            response = await shard.pool.handle_async_request(
+            response = await connection.handle_async_request(
                 httpcore2.Request(
                     method=request.method,
-                    url=httpcore2.URL(
-                        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-                    ),
+                    url=target,
                     headers=request.headers.raw,
                     content=request.stream,
                     extensions=request.extensions,
                 )
             )
-        except BaseException as exc:  # cancelled too: the slot must come back
-            self._release(shard)
+        except BaseException as exc:  # cancelled too: the socket and the slot must go
+            await connection.aclose()  # shielded inside httpcore2
+            self._release()
             if error := _httpx2_error(exc, request):
                 raise error from exc
             raise
-        body = _Body(response.stream, request, lambda: self._release(shard))
+        body = _Body(response.stream, request, connection, self._release)
         return httpx2.Response(
             status_code=response.status,
             headers=response.headers,
             stream=body,
             extensions=response.extensions,
         )
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.pool.aclose()
 
     async def _acquire(self, request: httpx2.Request) -> None:
         """Take a connection slot, waiting at most the request's pool timeout."""
@@ -144,43 +116,30 @@ class ShardedTransport(httpx2.AsyncBaseTransport):
                 await self._slots.acquire()
         except TimeoutError:
             raise httpx2.PoolTimeout(
-                f"All {len(self._shards)} pools are full (max_connections reached).",
+                f"All {self.max_connections} connections are in use (max_connections).",
                 request=request,
             ) from None
 
-    def _release(self, shard: _Shard) -> None:
-        shard.open -= 1
+    def _release(self) -> None:
+        self.open_responses -= 1
         self._slots.release()
 
 
-class _Shard:
-    """One pool and the responses it has open."""
-
-    __slots__ = ("capacity", "open", "pool")
-
-    def __init__(self, pool: httpcore2.AsyncConnectionPool, capacity: int) -> None:
-        self.pool = pool
-        self.capacity = capacity
-        self.open = 0
-
-    def room(self) -> int:
-        return self.capacity - self.open
-
-
 class _Body(httpx2.AsyncByteStream):
-    """A response body with httpx2's errors, that gives its connection slot back when closed.
-
-    It is its own iterator (no generator layer per chunk), and closing it twice releases once.
-    """
+    """A response body with httpx2's errors, that closes its connection and gives the slot back
+    when it is closed. It is its own iterator (no generator layer per chunk), and closing it
+    twice releases once."""
 
     def __init__(
         self,
         stream: httpcore2.AsyncByteStream,
         request: httpx2.Request,
+        connection: httpcore2.AsyncHTTPConnection,
         release: Callable[[], None],
     ) -> None:
         self._stream = stream
         self._request = request
+        self._connection = connection
         self._chunks: AsyncIterator[bytes] | None = None
         self._release: Callable[[], None] | None = release
 
@@ -205,6 +164,7 @@ class _Body(httpx2.AsyncByteStream):
                 raise error from exc
             raise
         finally:
+            await self._connection.aclose()
             if self._release is not None:
                 release, self._release = self._release, None
                 release()
@@ -216,6 +176,44 @@ def _httpx2_error(exc: BaseException, request: httpx2.Request) -> httpx2.Transpo
         if mapped := _ERRORS.get(cls):
             return mapped(str(exc), request=request)
     return None
+
+
+class StreamClient:
+    """Sends event-stream requests: the stream path's lean stand-in for `httpx2.AsyncClient`.
+
+    The client's layers for auth flows, redirects, cookies and event hooks do nothing for an
+    event stream (stream.py follows redirects itself and the bridge keeps no cookies), yet they
+    were a tenth of a call's CPU. Requests get the client's default headers and no timeouts (the
+    caller bounds the handshake) and go straight to the direct transport, unless the environment
+    sets proxies (no `direct` transport given): then `client.send` routes them as httpx2 does.
+    """
+
+    def __init__(
+        self, client: httpx2.AsyncClient, direct: httpx2.AsyncBaseTransport | None = None
+    ) -> None:
+        """`direct` is the client's own transport when no proxy route exists, else None."""
+        self._client = client
+        self._direct = direct
+
+    def build_request(
+        self,
+        method: str,
+        url: str | httpx2.URL,
+        *,
+        headers: dict[str, str | bytes],
+        content: bytes | None = None,
+    ) -> httpx2.Request:
+        merged = self._client.headers.copy()
+        merged.update(headers)
+        return httpx2.Request(method, url, headers=merged, content=content)
+
+    async def send(self, request: httpx2.Request) -> httpx2.Response:
+        """The response with its head read and its body not (close it when done)."""
+        if self._direct is None:
+            return await self._client.send(request, stream=True)
+        response = await self._direct.handle_async_request(request)
+        response.request = request
+        return response
 
 
 def environment_proxies(
@@ -233,9 +231,3 @@ def environment_proxies(
         else httpx2.AsyncHTTPTransport(verify=verify, limits=limits, proxy=url)
         for pattern, url in get_environment_proxies().items()
     }
-
-
-def _split(total: int, parts: int) -> list[int]:
-    """`total` as `parts` near-equal whole shares that add up to it."""
-    share, extra = divmod(total, parts)
-    return [share + (index < extra) for index in range(parts)]

@@ -300,8 +300,9 @@ BASIC_TOKEN = base64.b64encode(f"reader:{SECRET}".encode()).decode()
 async def test_http_client_log_lines_never_show_a_secret(
     auth: dict[str, str], secret: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A library user logging everything: httpx2 logs each request URL (query included) at
-    INFO, httpcore2 the response headers at DEBUG, and this upstream echoes the credential."""
+    """A library user logging everything: the bridge logs each stream's request line at INFO
+    (httpx2 does too on its proxy route, query included), httpcore2 the response headers at
+    DEBUG, and this upstream echoes the credential."""
 
     async def handler(request: Request, response: Response) -> None:
         echo = request.headers.get("authorization") or dict(request.query)["X-Api-Key"]
@@ -314,7 +315,7 @@ async def test_http_client_log_lines_never_show_a_secret(
     filters = list(http_logger.filters)
     async with serve(handler) as server, bridge(server.url + "/s", auth=auth) as b:
         assert (await b.call("quotes", {"symbol": "A"})).count == 1
-    assert "HTTP Request: GET" in caplog.text
+    assert f"upstream GET {server.url}/s: HTTP 200" in caplog.text
     assert "x-echo" in caplog.text.lower()  # the response headers were logged
     assert secret not in caplog.text
     assert http_logger.filters == filters  # removed when the bridge closes
@@ -431,7 +432,8 @@ def test_input_schema_is_the_manual_inputs_plus_control_arguments() -> None:
 
 @pytest.mark.anyio
 async def test_max_connections_bounds_the_upstream_streams_of_all_calls() -> None:
-    """The limit is global although the client spreads its connections over several pools."""
+    """The limit holds across calls: with two streams open, a third waits for a slot until its
+    handshake deadline passes."""
     streams = {"open": 0, "most": 0}
     both_open = anyio.Event()
 

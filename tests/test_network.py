@@ -28,7 +28,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
 
 from mcp_sse_bridge.network import HIGH_WATER, AsyncioBackend, AsyncioStream
-from mcp_sse_bridge.transport import ShardedTransport
+from mcp_sse_bridge.transport import StreamTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -150,19 +150,18 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def sharded_client(ssl_context: ssl.SSLContext | None = None) -> httpx2.AsyncClient:
-    limits = httpx2.Limits(max_connections=4, max_keepalive_connections=4)
-    transport = ShardedTransport(limits, shards=1, ssl_context=ssl_context)
+def stream_client(ssl_context: ssl.SSLContext | None = None) -> httpx2.AsyncClient:
+    transport = StreamTransport(4, ssl_context=ssl_context)
     return httpx2.AsyncClient(transport=transport, timeout=5.0)
 
 
 # TLS
 
 
-async def test_an_https_event_stream_through_the_sharded_transport(ca: trustme.CA) -> None:
+async def test_an_https_event_stream_through_the_stream_transport(ca: trustme.CA) -> None:
     async with (
         tls_server(ca.issue_cert("127.0.0.1"), event_stream) as server,
-        sharded_client(trusting(ca)) as http,
+        stream_client(trusting(ca)) as http,
         http.stream("GET", server.url("https")) as response,
     ):
         lines = [line async for line in response.aiter_lines()]
@@ -174,15 +173,14 @@ async def test_an_https_event_stream_through_the_sharded_transport(ca: trustme.C
 
 
 async def test_a_certificate_for_another_host_is_a_connect_error(ca: trustme.CA) -> None:
-    limits = httpx2.Limits(max_connections=2)
-    transport = ShardedTransport(limits, shards=1, ssl_context=trusting(ca))
+    transport = StreamTransport(2, ssl_context=trusting(ca))
     async with (
         tls_server(ca.issue_cert("other.example"), event_stream) as server,
         httpx2.AsyncClient(transport=transport) as http,
     ):
         with anyio.fail_after(5), pytest.raises(httpx2.ConnectError, match="certificate verify"):
             await http.get(server.url("https"))
-        assert transport.open_responses == [0]
+        assert transport.open_responses == 0
         assert server.connections == 1
 
 
@@ -451,31 +449,31 @@ async def test_a_close_the_event_loop_has_not_read_yet_makes_the_connection_read
         await stream.aclose()
 
 
-def answer_ok(requests: int) -> Handler:
-    """A keep-alive HTTP/1.1 server that answers `requests` requests, then closes."""
+def answer_ok(served: anyio.abc.ObjectSendStream[int]) -> Handler:
+    """A keep-alive HTTP/1.1 server: it answers every request on a connection until the client
+    closes it, then sends how many it answered (a reset fails the test)."""
 
     async def handler(connection: anyio.abc.ByteStream) -> None:
         reader = BufferedByteReceiveStream(connection)
-        with contextlib.suppress(anyio.IncompleteRead):
-            for _ in range(requests):
+        answered = 0
+        with contextlib.suppress(anyio.IncompleteRead):  # the client's EOF
+            while True:
                 await reader.receive_until(b"\r\n\r\n", 65536)
                 await connection.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                answered += 1
+        await served.send(answered)
 
     return handler
 
 
-async def test_keep_alive_reuses_one_connection() -> None:
-    async with tcp_server(answer_ok(requests=10)) as server, sharded_client() as http:
+async def test_each_request_has_its_own_connection_closed_after_its_response() -> None:
+    """The server would answer more on the same connection; StreamTransport closes it with the
+    response all the same, and the next request opens another."""
+    sending, served = anyio.create_memory_object_stream[int](4)
+    async with sending, served, tcp_server(answer_ok(sending)) as server, stream_client() as http:
         for _ in range(2):
             response = await http.get(server.url())
             assert response.text == "ok"
-    assert server.connections == 1
-
-
-async def test_a_connection_the_server_closed_is_not_reused() -> None:
-    async with tcp_server(answer_ok(requests=1)) as server, sharded_client() as http:
-        first = await http.get(server.url())
-        await wait_for_news(first.extensions["network_stream"])
-        second = await http.get(server.url())
-    assert (first.text, second.text) == ("ok", "ok")
+            with anyio.fail_after(1):
+                assert await served.receive() == 1  # closed by the client, after one answer
     assert server.connections == 2

@@ -54,7 +54,7 @@ HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
 )
-END = b"0\r\n\r\n"  # the last chunk: a clean end, the connection stays open for the next request
+END = b"0\r\n\r\n"  # the last chunk: a clean end (the upstream would take another request)
 GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 PROC_NET = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
 
@@ -444,7 +444,7 @@ async def test_a_fault_ends_the_call_in_time_with_a_clear_outcome(case: Case) ->
     async with upstream(case.handler) as server:
         async with make_bridge(server.url, case.limits, **case.template) as bridge:
             outcome, took = await timed_call(bridge, arguments)
-        await assert_sockets_closed(server.port)  # a clean end left it in the pool till here
+        await assert_sockets_closed(server.port)
         await server.wait_all_closed()
     assert case.lasts <= took < case.lasts + MARGIN
     if case.error is not None:
@@ -471,7 +471,7 @@ async def test_a_server_that_never_reads_a_large_body_does_not_keep_the_socket()
             outcome, took = await timed_call(bridge, {"body": "x" * (8 << 20), "max_seconds": 3})
             assert isinstance(outcome, ConnectError), outcome
             assert f"No response headers from POST {url} within 0.3 s" in str(outcome)
-            await assert_sockets_closed(port)  # while the bridge, and its pools, are open
+            await assert_sockets_closed(port)  # while the bridge is still open
     assert took < 0.3 + MARGIN
 
 
@@ -570,34 +570,29 @@ async def test_a_flood_is_held_back_while_progress_is_slow(
     assert peak < 4 * mib, f"{peak / mib:.1f} MiB traced at the peak"
 
 
-@pytest.mark.parametrize("close", ["fin", "reset", "stays open"])
-async def test_a_kept_alive_connection_closed_while_idle_is_not_reused(close: str) -> None:
-    """Two calls in a row: the first stream ends cleanly, so its connection goes back to the
-    pool; the upstream then closes it while idle. The second call must open a new one
-    without an error (or reuse the first when it stayed open)."""
-    close_now = anyio.Event()
+async def test_a_clean_end_closes_the_connection_though_the_upstream_would_keep_it() -> None:
+    """Two calls in a row to an upstream that would answer both on one connection: the first
+    stream ends cleanly, and its connection is closed with the call all the same (the upstream
+    sees a FIN, not a reset, and no socket is left); the second call opens its own."""
+    answered: list[int] = []  # per connection, once the bridge closed it
 
-    async def handler(conn: Conn) -> None:
-        for _ in range(2):
-            await conn.request()
-            await conn.send(HEAD + chunk(numbered(1, 2)) + END)
-            if close != "stays open":
-                await close_now.wait()
-                if close == "reset":
-                    conn.reset()
-                return
-        await conn.hold()
+    async def keep_alive(conn: Conn) -> None:
+        count = 0
+        with contextlib.suppress(anyio.IncompleteRead):  # the bridge's FIN
+            while True:
+                await conn.request()
+                await conn.send(HEAD + chunk(numbered(1, 2)) + END)
+                count += 1
+        answered.append(count)
 
-    async with upstream(handler) as server, make_bridge(server.url) as bridge:
-        first, _ = await timed_call(bridge, {"max_seconds": 3})
-        assert isinstance(first, Batch) and ids(first) == ["1", "2"], first
-        assert open_sockets(server.port) == 1  # kept alive
-        close_now.set()
-        if close != "stays open":
+    async with upstream(keep_alive) as server, make_bridge(server.url) as bridge:
+        for calls in (1, 2):
+            outcome, _ = await timed_call(bridge, {"max_seconds": 3})
+            assert isinstance(outcome, Batch) and ids(outcome) == ["1", "2"], outcome
             await server.wait_all_closed()
-        second, _ = await timed_call(bridge, {"max_seconds": 3})
-        assert isinstance(second, Batch) and ids(second) == ["1", "2"], second
-        assert server.connections == (1 if close == "stays open" else 2)
+            await assert_sockets_closed(server.port)
+            assert answered == [1] * calls
+    assert server.connections == 2
 
 
 @pytest.mark.parametrize("phase", ["waiting for headers", "mid-body", "TLS handshake"])
@@ -811,12 +806,13 @@ async def test_faults_through_the_mcp_server_over_stdio(tmp_path: Path, ca: trus
                         await gave_up.wait()
                     await assert_sockets_closed(plain.port, pid)
 
-                    # Its last connection ends cleanly, and stays in the pool for the next call.
+                    # Its last connection ends cleanly, and is closed with the call all the same.
                     result = await host.call_tool("drops", {"max_events": 20})
                     assert not result.is_error, text_of(result)
                     batch = result.structured_content or {}
                     assert [e["id"] for e in batch["events"]] == first_ids(10)
                     assert batch["reconnects"] == 3
+                    await assert_sockets_closed(plain.port, pid)
 
                     arguments = {"body": "x" * (8 << 20), "max_seconds": 0.5}
                     result = await host.call_tool("post", arguments)

@@ -27,6 +27,7 @@ from mcp_sse_bridge.stream import (
     _backoff,
     open_chunks,
 )
+from mcp_sse_bridge.transport import StreamClient, StreamTransport
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
@@ -35,9 +36,11 @@ FAST = StreamOptions(retry_ms=5, max_retry_ms=50, connect_timeout=2.0)
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient() as client:
-        yield client
+async def client() -> AsyncIterator[StreamClient]:
+    """The bridge's own way to send a stream's request (the direct route, no proxies)."""
+    direct = StreamTransport(64)
+    async with httpx2.AsyncClient(transport=direct) as http:
+        yield StreamClient(http, direct)
 
 
 def connector(
@@ -52,7 +55,7 @@ def connector(
 
 
 async def read_all(
-    client: httpx2.AsyncClient,
+    client: StreamClient,
     url: str,
     *,
     options: StreamOptions = FAST,
