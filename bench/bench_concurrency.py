@@ -27,7 +27,7 @@ EVENTS = 5
 INTERVAL_MS = 300
 PACED_S = (EVENTS - 1) * INTERVAL_MS / 1000
 TIME_FACTOR = 2.5
-REPEATS = 3
+REPEATS = 5
 KIB_PER_STREAM = 100
 NOTE = (
     f"Concurrency: all calls started at once on one stdio session; upstream paces {EVENTS} events "

@@ -1,7 +1,7 @@
 """Loopback upstream SSE servers for the benchmarks, run in a process of their own.
 
-One raw anyio socket server answers three kinds of stream, chosen by the path, so that every
-client under test (our bridge, the reference UTCP client) reads byte-identical responses:
+One raw socket server answers three kinds of stream, chosen by the path, so that every client
+under test (our bridge, the reference UTCP client) reads byte-identical responses:
 
     /firehose/<events>/<every>     pre-built chunked body sent as fast as the socket takes it;
                                    events are `tick`, except every <every>-th one is `match`
@@ -12,16 +12,20 @@ client under test (our bridge, the reference UTCP client) reads byte-identical r
 
 It runs as a subprocess so that serving never competes with the measured client for the GIL:
 `python -m bench.upstream [EVENTS EVERY]` builds that firehose body up front (so no measured
-run pays for it), prints its port on the first stdout line and serves until killed.
+run pays for it), prints its port on the first stdout line and serves until killed. Each
+connection is a plain asyncio protocol and each paced event a timer, not a task with sleeps:
+on a 2-core machine the upstream's own CPU competes with the client under test, so it is kept
+small (a third of what an anyio task per connection took for 1,000 paced streams).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -62,56 +66,111 @@ def firehose_body(events: int, every: int) -> bytes:
     return b"".join(framed) + LAST_CHUNK
 
 
-async def serve_firehose(stream: anyio.abc.ByteStream, events: int, every: int) -> None:
-    await stream.send(HEAD + firehose_body(events, every))
+class Connection(asyncio.Protocol):
+    """One request, answered by the route its path names, then the connection is closed."""
 
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.head: bytes | None = b""  # None once the request's head is complete
+        self.timer: asyncio.TimerHandle | None = None
 
-async def serve_paced(stream: anyio.abc.ByteStream, events: int, interval_ms: int) -> None:
-    await stream.send(HEAD)
-    for seq in range(events):
-        if seq:
-            await anyio.sleep(interval_ms / 1000)
-        await stream.send(chunk(b'id: %d\ndata: {"seq":%d}\n\n' % (seq, seq)))
-    await stream.send(LAST_CHUNK)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
-
-async def serve_latency(stream: anyio.abc.ByteStream, events: int, interval_us: int) -> None:
-    await stream.send(HEAD)
-    for seq in range(events):
-        if seq:
-            await anyio.sleep(interval_us / 1e6)
-        stamp = time.monotonic_ns()
-        await stream.send(chunk(b'id: %d\ndata: {"sent_ns":%d}\n\n' % (seq, stamp)))
-    await stream.send(LAST_CHUNK)
-
-
-ROUTES = {b"firehose": serve_firehose, b"paced": serve_paced, b"latency": serve_latency}
-
-
-async def handle(stream: anyio.abc.SocketStream) -> None:
-    """Answer one request, then close (Connection: close keeps every call on its own socket)."""
-    async with stream:
-        try:
-            head = await BufferedByteReceiveStream(stream).receive_until(b"\r\n\r\n", 65536)
-        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, OSError):
+    def data_received(self, data: bytes) -> None:
+        if self.head is None:  # already answering: the client has nothing more to say
             return
+        self.head += data
+        if b"\r\n\r\n" not in self.head:
+            if len(self.head) > 65536:
+                self.close()
+            return
+        head, self.head = self.head, None
         try:
             _, kind, first, second = head.split(b" ", 2)[1].split(b"?")[0].split(b"/")
             route, numbers = ROUTES[kind], (int(first), int(second))
         except (LookupError, ValueError):  # not one of our paths
-            await stream.send(NOT_FOUND)
+            self.write(NOT_FOUND)
+            self.close()
             return
-        with contextlib.suppress(anyio.BrokenResourceError, OSError):
-            await route(stream, *numbers)  # a client going away is normal at max_events
+        route(self, *numbers)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:  # a client going away is normal at max_events
+            self.timer.cancel()
+        self.transport = None
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def every(self, seconds: float, count: int, event: Callable[[int], bytes]) -> None:
+        """Send `event(seq)` for seq in range(count), the first at once, then one per period."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        def send(seq: int) -> None:
+            self.write(chunk(event(seq)))
+            if seq + 1 < count:
+                self.timer = loop.call_at(start + (seq + 1) * seconds, send, seq + 1)
+            else:
+                self.write(LAST_CHUNK)
+                self.close()
+
+        send(0)
+
+
+def serve_firehose(connection: Connection, events: int, every: int) -> None:
+    connection.write(HEAD + firehose_body(events, every))
+    connection.close()  # after the body: asyncio sends what is buffered first
+
+
+def serve_paced(connection: Connection, events: int, interval_ms: int) -> None:
+    connection.write(HEAD)
+    if events:
+        connection.every(interval_ms / 1000, events, paced_event)
+    else:
+        connection.write(LAST_CHUNK)
+        connection.close()
+
+
+def serve_latency(connection: Connection, events: int, interval_us: int) -> None:
+    connection.write(HEAD)
+    if events:
+        connection.every(interval_us / 1e6, events, stamped_event)
+    else:
+        connection.write(LAST_CHUNK)
+        connection.close()
+
+
+def paced_event(seq: int) -> bytes:
+    return b'id: %d\ndata: {"seq":%d}\n\n' % (seq, seq)
+
+
+def stamped_event(seq: int) -> bytes:
+    """Stamped just before the write, so the receiver measures the path from here."""
+    return b'id: %d\ndata: {"sent_ns":%d}\n\n' % (seq, time.monotonic_ns())
+
+
+ROUTES: dict[bytes, Callable[[Connection, int, int], None]] = {
+    b"firehose": serve_firehose,
+    b"paced": serve_paced,
+    b"latency": serve_latency,
+}
 
 
 async def main(prebuild: list[int]) -> None:
     if prebuild:
         firehose_body(*prebuild)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0, backlog=4096)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    print(port, flush=True)
-    await listener.serve(handle)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Connection, "127.0.0.1", 0, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
 
 
 @contextlib.asynccontextmanager
@@ -131,6 +190,6 @@ async def running(*prebuild: int) -> AsyncIterator[str]:
 
 if __name__ == "__main__":
     try:
-        anyio.run(main, [int(arg) for arg in sys.argv[1:3]])
+        asyncio.run(main([int(arg) for arg in sys.argv[1:3]]))
     except KeyboardInterrupt:
         sys.exit(0)
