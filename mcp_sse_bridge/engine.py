@@ -31,7 +31,9 @@ import http.cookiejar
 import json
 import logging
 import math
+import os
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +141,7 @@ class Bridge:
         }
         self._validators = {name: _validator(tool.spec.inputs) for name, tool in self.tools.items()}
         self._tokens = TokenCache()
+        self._ssl_context = _ssl_context()
         self._client: httpx2.AsyncClient | None = None
         self._streams: StreamClient | None = None
         self._log_filter = _RedactingFilter(self.secrets)
@@ -148,9 +151,8 @@ class Bridge:
         limits = httpx2.Limits(
             max_connections=self.limits.max_connections, max_keepalive_connections=100
         )
-        ssl_context = httpx2.create_ssl_context()
-        direct = StreamTransport(self.limits.max_connections, ssl_context=ssl_context)
-        proxies = environment_proxies(limits, ssl_context=ssl_context)
+        direct = StreamTransport(self.limits.max_connections, ssl_context=self._ssl_context)
+        proxies = environment_proxies(limits, ssl_context=self._ssl_context)
         self._client = httpx2.AsyncClient(  # for OAuth2 tokens; streams go through `_streams`
             headers={"User-Agent": f"mcp-sse-bridge/{__version__}"},
             cookies=http.cookiejar.CookieJar(policy=no_cookies),
@@ -159,7 +161,9 @@ class Bridge:
             mounts=proxies,
             follow_redirects=False,
         )
-        self._streams = StreamClient(self._client, None if proxies else direct)
+        # Only a proxy route needs `client.send`: NO_PROXY entries alone lead to `direct` anyway.
+        routed = any(route is not None for route in proxies.values())
+        self._streams = StreamClient(self._client, None if routed else direct)
         for name in _HTTP_LOGGERS:
             logging.getLogger(name).addFilter(self._log_filter)
         return self
@@ -394,6 +398,22 @@ class _RedactingFilter(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """httpx2's default context, which trusts only SSL_CERT_FILE when it is set. Made with the
+    bridge, so that a file that cannot be loaded stops `serve` and `call` with one line naming
+    it, rather than with a traceback from inside httpx2 once the server runs."""
+    try:
+        return httpx2.create_ssl_context()
+    except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+        path = os.environ.get("SSL_CERT_FILE")
+        where = f"SSL_CERT_FILE ({path})" if path else "the system"
+        raise BridgeError(
+            f"Cannot load the CA certificates of {where}: {exc}.",
+            hint="Point SSL_CERT_FILE at a PEM file of CA certificates, or unset it to trust "
+            "the system's.",
+        ) from None
 
 
 def _known_secrets(tools: Iterable[BridgeTool], variables: Variables) -> list[str]:

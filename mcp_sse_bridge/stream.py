@@ -256,13 +256,17 @@ async def _send(client: StreamClient, request: httpx2.Request, timeout: float) -
             hint="Check that the server is up and the URL is its event stream.",
         ) from exc
     except httpx2.TransportError as exc:
-        reason = _BYTES_REPR.sub(_unrepr, str(exc)) or type(exc).__name__
-        if _caused_by(exc, ssl.SSLError):
+        reason = _BYTES_REPR.sub(_unrepr, str(exc)).rstrip(".") or type(exc).__name__
+        if _caused_by(exc, ssl.SSLCertVerificationError):
             hint = (
                 "The server's TLS certificate was refused. If it comes from a private CA, point "
                 "SSL_CERT_FILE at that CA's certificate; check that the URL's host is the name "
                 "the certificate is for."
             )
+        elif _caused_by(exc, ssl.SSLError):  # e.g. WRONG_VERSION_NUMBER: plain HTTP answered
+            hint = "The TLS handshake failed; check that the server speaks https on that port."
+        elif isinstance(exc, httpx2.ProxyError):
+            hint = "Check the proxy settings: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY."
         elif isinstance(exc, httpx2.ProtocolError):
             hint = "The server did not answer with HTTP/1.1; check the URL's scheme and port."
         else:

@@ -20,6 +20,7 @@ pass as the client's `mounts`.
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import AsyncIterator, Callable
 
@@ -29,6 +30,7 @@ import httpx2
 from httpx2._utils import get_environment_proxies  # what AsyncClient(trust_env=True) reads
 
 from .network import AsyncioBackend
+from .urls import display_url
 
 # httpcore2's errors and the httpx2 errors `httpx2.AsyncHTTPTransport` turns them into.
 _ERRORS: dict[type[Exception], type[httpx2.TransportError]] = {
@@ -182,10 +184,12 @@ class StreamClient:
     """Sends event-stream requests: the stream path's lean stand-in for `httpx2.AsyncClient`.
 
     The client's layers for auth flows, redirects, cookies and event hooks do nothing for an
-    event stream (stream.py follows redirects itself and the bridge keeps no cookies), yet they
-    were a tenth of a call's CPU. Requests get the client's default headers and no timeouts (the
-    caller bounds the handshake) and go straight to the direct transport, unless the environment
-    sets proxies (no `direct` transport given): then `client.send` routes them as httpx2 does.
+    event stream (stream.py follows redirects itself and the bridge keeps no cookies; the one
+    thing the auth layer does, sending a URL's `user:password@` as Basic auth, is done here),
+    yet they were a tenth of a call's CPU. Requests get the client's default headers and no
+    timeouts (the caller bounds the handshake) and go straight to the direct transport, unless
+    the environment sets proxies (no `direct` transport given): then `client.send` routes them
+    as httpx2 does.
     """
 
     def __init__(
@@ -211,6 +215,9 @@ class StreamClient:
         """The response with its head read and its body not (close it when done)."""
         if self._direct is None:
             return await self._client.send(request, stream=True)
+        if request.url.userinfo:  # what the client's auth layer does with `https://user:pw@...`
+            userpass = f"{request.url.username}:{request.url.password}".encode()
+            request.headers["Authorization"] = "Basic " + base64.b64encode(userpass).decode()
         response = await self._direct.handle_async_request(request)
         response.request = request
         return response
@@ -222,12 +229,35 @@ def environment_proxies(
     """The `mounts` httpx2 would build from the proxy environment variables.
 
     None (a `NO_PROXY` host) routes to the client's own transport; as in httpx2, each proxy
-    route is an `httpx2.AsyncHTTPTransport` with a `max_connections` of its own.
+    route is an `httpx2.AsyncHTTPTransport` with a `max_connections` of its own. A proxy httpx2
+    cannot use (a SOCKS proxy without `socksio`, an unknown scheme) gets a route that fails each
+    request saying why: httpx2 would raise at start-up, and going around the proxy the user set
+    is not ours to decide.
     """
     verify = ssl_context or httpx2.create_ssl_context()
-    return {
-        pattern: None
-        if url is None
-        else httpx2.AsyncHTTPTransport(verify=verify, limits=limits, proxy=url)
-        for pattern, url in get_environment_proxies().items()
-    }
+    routes: dict[str, httpx2.AsyncBaseTransport | None] = {}
+    for pattern, url in get_environment_proxies().items():
+        if url is None:
+            routes[pattern] = None
+            continue
+        try:
+            routes[pattern] = httpx2.AsyncHTTPTransport(verify=verify, limits=limits, proxy=url)
+        except (ImportError, ValueError, httpx2.InvalidURL) as exc:
+            routes[pattern] = _UnusableProxy(pattern, url, exc)
+    return routes
+
+
+class _UnusableProxy(httpx2.AsyncBaseTransport):
+    """The route of a proxy from the environment that httpx2 cannot use: each request fails."""
+
+    def __init__(self, pattern: str, url: str, exc: Exception) -> None:
+        variable = f"{pattern.partition(':')[0].upper()}_PROXY"
+        why = (
+            "SOCKS proxies need the socksio package (pip install socksio)"
+            if isinstance(exc, ImportError)
+            else "only http://, https:// and socks5:// proxies are supported"
+        )
+        self.reason = f"the proxy {display_url(url)!r} from {variable} cannot be used: {why}"
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ProxyError(self.reason, request=request)
