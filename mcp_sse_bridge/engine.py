@@ -53,7 +53,7 @@ from .errors import ArgumentError, BridgeError, ManualError, UpstreamError
 from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
 from .request import PreparedRequest, build_request
 from .stream import StreamOptions, StreamState, open_chunks
-from .transport import StreamClient, StreamTransport, environment_proxies
+from .transport import StreamClient, StreamTransport, environment_proxies, proxy_credentials
 from .urls import check_url
 from .variables import SecretRegistry, Variables, needs_substitution
 
@@ -134,7 +134,8 @@ class Bridge:
             name: BridgeTool(manual, spec, name)
             for name, (manual, spec) in tool_names(manuals).items()
         }
-        self.secrets = SecretRegistry(_known_secrets(self.tools.values(), variables))
+        known = [*_known_secrets(self.tools.values(), variables), *proxy_credentials()]
+        self.secrets = SecretRegistry(known)
         # A template without variables is used as it is: no dump and re-validation per call.
         self._templated = {
             name for name, tool in self.tools.items() if needs_substitution(tool.spec.template)

@@ -260,8 +260,8 @@ async def _send(client: StreamClient, request: httpx2.Request, timeout: float) -
         if _caused_by(exc, ssl.SSLCertVerificationError):
             hint = (
                 "The server's TLS certificate was refused. If it comes from a private CA, point "
-                "SSL_CERT_FILE at that CA's certificate; check that the URL's host is the name "
-                "the certificate is for."
+                "SSL_CERT_FILE at a PEM bundle that includes that CA (the variable replaces the "
+                "system's CAs); check that the URL's host is the name the certificate is for."
             )
         elif _caused_by(exc, ssl.SSLError):  # e.g. WRONG_VERSION_NUMBER: plain HTTP answered
             hint = "The TLS handshake failed; check that the server speaks https on that port."

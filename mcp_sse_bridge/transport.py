@@ -247,6 +247,22 @@ def environment_proxies(
     return routes
 
 
+def proxy_credentials() -> list[str]:
+    """What the environment's proxies authenticate with: each password, and the Basic token
+    httpx2 sends as `Proxy-Authorization`. They are secrets to redact like any other, since a
+    proxy's error page may echo them."""
+    found: list[str] = []
+    for url in get_environment_proxies().values():
+        try:
+            parsed = httpx2.URL(url or "")
+        except httpx2.InvalidURL:
+            continue
+        if parsed.password:
+            userpass = f"{parsed.username}:{parsed.password}".encode()
+            found += [parsed.password, base64.b64encode(userpass).decode()]
+    return found
+
+
 class _UnusableProxy(httpx2.AsyncBaseTransport):
     """The route of a proxy from the environment that httpx2 cannot use: each request fails."""
 

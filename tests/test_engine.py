@@ -480,6 +480,31 @@ async def test_proxy_environment_variables_apply_to_upstream_calls(
     assert proxy.requests[0].target == "http://127.0.0.1:9/quotes?symbol=A"
 
 
+@pytest.mark.anyio
+async def test_proxy_credentials_are_masked_when_the_proxy_echoes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    password = "pr0xy-pa55-7731"
+
+    async def echoing_proxy(request: Request, response: Response) -> None:
+        said = request.headers.get("proxy-authorization", "")
+        await response.simple(502, f"bad gateway for {said} ({password})")
+
+    async with serve(echoing_proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", f"http://ops:{password}@"))
+        async with bridge("http://127.0.0.1:9/quotes") as b:
+            with pytest.raises(ServerError) as caught:
+                await b.call("quotes", {"symbol": "A", "max_events": 1})
+    token = base64.b64encode(f"ops:{password}".encode()).decode()
+    assert proxy.requests[0].headers["proxy-authorization"] == f"Basic {token}"
+    text = f"{caught.value} {caught.value.body_excerpt}"
+    assert "bad gateway for" in text
+    assert password not in text
+    assert token not in text
+
+
 def test_a_bridge_runs_under_trio_too() -> None:
     """The engine is anyio throughout; under trio its sockets go through httpcore2's own backend
     (`network.AsyncioBackend` serves asyncio only)."""

@@ -483,7 +483,7 @@ async def test_a_certificate_nobody_trusts_is_a_clear_connect_error(ca: trustme.
         await server.wait_all_closed()
     assert isinstance(outcome, ConnectError), outcome
     assert f"Cannot connect to GET {server.url}: [SSL: CERTIFICATE_VERIFY_FAILED]" in str(outcome)
-    assert "point SSL_CERT_FILE at that CA's certificate" in str(outcome)
+    assert "point SSL_CERT_FILE at a PEM bundle that includes that CA" in str(outcome)
     assert took < MARGIN
 
 
