@@ -110,18 +110,21 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def every(self, seconds: float, count: int, event: Callable[[int], bytes]) -> None:
-        """Send `event(seq)` for seq in range(count), the first at once, then one per period."""
+        """The stream's head, then `event(seq)` for seq in range(count), the first at once and
+        then one per period, then the end of the body."""
         loop = asyncio.get_running_loop()
         start = loop.time()
 
         def send(seq: int) -> None:
-            self.write(chunk(event(seq)))
+            if seq < count:
+                self.write(chunk(event(seq)))
             if seq + 1 < count:
                 self.timer = loop.call_at(start + (seq + 1) * seconds, send, seq + 1)
             else:
                 self.write(LAST_CHUNK)
                 self.close()
 
+        self.write(HEAD)
         send(0)
 
 
@@ -131,21 +134,11 @@ def serve_firehose(connection: Connection, events: int, every: int) -> None:
 
 
 def serve_paced(connection: Connection, events: int, interval_ms: int) -> None:
-    connection.write(HEAD)
-    if events:
-        connection.every(interval_ms / 1000, events, paced_event)
-    else:
-        connection.write(LAST_CHUNK)
-        connection.close()
+    connection.every(interval_ms / 1000, events, paced_event)
 
 
 def serve_latency(connection: Connection, events: int, interval_us: int) -> None:
-    connection.write(HEAD)
-    if events:
-        connection.every(interval_us / 1e6, events, stamped_event)
-    else:
-        connection.write(LAST_CHUNK)
-        connection.close()
+    connection.every(interval_us / 1e6, events, stamped_event)
 
 
 def paced_event(seq: int) -> bytes:

@@ -144,7 +144,7 @@ async def _request_token(client: httpx2.AsyncClient, auth: OAuth2Auth) -> tuple[
     credentials = {"client_id": auth.client_id, "client_secret": auth.client_secret}
     status, content_type, body = await _post(client, auth.token_url, form | credentials, {})
     if status in (400, 401):
-        basic = {"Authorization": _basic_header(auth.client_id, auth.client_secret)}
+        basic = {"Authorization": basic_header(auth.client_id, auth.client_secret)}
         status, content_type, body = await _post(client, auth.token_url, form, basic)
     if not 200 <= status < 300:
         excerpt = _excerpt(body, auth)
@@ -227,7 +227,7 @@ def _excerpt(body: bytes, auth: OAuth2Auth) -> str:
     """A short one-line excerpt of an error body with every form of the secret masked."""
     text = body.decode("utf-8", "replace")
     if secret := auth.client_secret:
-        basic = _basic_header(auth.client_id, secret).removeprefix("Basic ")
+        basic = basic_header(auth.client_id, secret).removeprefix("Basic ")
         forms = {secret, quote_plus(secret), quote(secret, safe=""), basic}
         for form in sorted(forms, key=len, reverse=True):  # longest first: no partial leftovers
             text = text.replace(form, "***")
@@ -264,7 +264,7 @@ def _basic_auth(auth: BasicAuth) -> str:
             "The basic auth username contains ':', which HTTP Basic cannot carry (RFC 7617).",
             hint=_FIX_AUTH,
         )
-    return _basic_header(auth.username, auth.password)
+    return basic_header(auth.username, auth.password)
 
 
 def _refuse_line_breaks(kind: str, fields: dict[str, str]) -> None:
@@ -277,7 +277,8 @@ def _refuse_line_breaks(kind: str, fields: dict[str, str]) -> None:
             )
 
 
-def _basic_header(user: str, password: str) -> str:
+def basic_header(user: str, password: str) -> str:
+    """The `Authorization` (or `Proxy-Authorization`) value for HTTP Basic credentials."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 

@@ -20,7 +20,6 @@ pass as the client's `mounts`.
 
 from __future__ import annotations
 
-import base64
 import ssl
 from collections.abc import AsyncIterator, Callable
 
@@ -29,6 +28,7 @@ import httpcore2
 import httpx2
 from httpx2._utils import get_environment_proxies  # what AsyncClient(trust_env=True) reads
 
+from .auth import basic_header
 from .network import AsyncioBackend
 from .urls import display_url
 
@@ -185,7 +185,8 @@ class StreamClient:
 
     The client's layers for auth flows, redirects, cookies and event hooks do nothing for an
     event stream (stream.py follows redirects itself and the bridge keeps no cookies; the one
-    thing the auth layer does, sending a URL's `user:password@` as Basic auth, is done here),
+    thing the auth layer does, sending a URL's `user:password@` as Basic auth, is done by
+    `build_request`),
     yet they were a tenth of a call's CPU. Requests get the client's default headers and no
     timeouts (the caller bounds the handshake) and go straight to the direct transport, unless
     the environment sets proxies (no `direct` transport given): then `client.send` routes them
@@ -209,15 +210,17 @@ class StreamClient:
     ) -> httpx2.Request:
         merged = self._client.headers.copy()
         merged.update(headers)
-        return httpx2.Request(method, url, headers=merged, content=content)
+        request = httpx2.Request(method, url, headers=merged, content=content)
+        if request.url.userinfo:  # what the client's auth layer does with `https://user:pw@...`
+            request.headers["Authorization"] = basic_header(
+                request.url.username, request.url.password
+            )
+        return request
 
     async def send(self, request: httpx2.Request) -> httpx2.Response:
         """The response with its head read and its body not (close it when done)."""
         if self._direct is None:
             return await self._client.send(request, stream=True)
-        if request.url.userinfo:  # what the client's auth layer does with `https://user:pw@...`
-            userpass = f"{request.url.username}:{request.url.password}".encode()
-            request.headers["Authorization"] = "Basic " + base64.b64encode(userpass).decode()
         response = await self._direct.handle_async_request(request)
         response.request = request
         return response
@@ -258,8 +261,8 @@ def proxy_credentials() -> list[str]:
         except httpx2.InvalidURL:
             continue
         if parsed.password:
-            userpass = f"{parsed.username}:{parsed.password}".encode()
-            found += [parsed.password, base64.b64encode(userpass).decode()]
+            token = basic_header(parsed.username, parsed.password).removeprefix("Basic ")
+            found += [parsed.password, token]
     return found
 
 

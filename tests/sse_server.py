@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import anyio
 import anyio.abc
 import anyio.from_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.tls import TLSListener
 
 
 @dataclass
@@ -175,17 +177,32 @@ async def wait_disconnect(response: Response) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[SSEServer]:
-    """Run an SSEServer on an ephemeral loopback port for the duration of the block."""
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
-    server = SSEServer(handler, host=host)
-    server.port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+async def serving(
+    listener: anyio.abc.Listener[Any], handler: Callable[[Any], Any]
+) -> AsyncIterator[None]:
+    """Serve `listener` (one task per connection) for the duration of the block, then stop."""
     async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server._serve_one, tg)
+        tg.start_soon(listener.serve, handler, tg)
         try:
-            yield server
+            yield
         finally:
             tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Handler, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[SSEServer]:
+    """Run an SSEServer on an ephemeral loopback port (::1 too) for the duration of the block,
+    over TLS with `tls`."""
+    tcp = await anyio.create_tcp_listener(local_host=host, local_port=0)
+    server = SSEServer(handler, host=host)
+    server.port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+    listener: anyio.abc.Listener[Any] = tcp
+    if tls is not None:  # not standard_compatible: the bridge may drop TLS without close_notify
+        listener = TLSListener(tcp, tls, standard_compatible=False, handshake_timeout=5)
+    async with serving(listener, server._serve_one):
+        yield server
 
 
 @contextlib.contextmanager

@@ -42,10 +42,9 @@ from tests.acceptance.network import (
     origin,
     plain_http_port,
     rss_kib,
-    serve_on,
     sockets,
 )
-from tests.sse_server import Request, Response, sse_lines, wait_disconnect
+from tests.sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -153,8 +152,8 @@ async def test_https_with_a_private_ca_trusted_by_ssl_cert_file(
     good = server_tls(ca, "127.0.0.1", "localhost")
     elsewhere = server_tls(ca, "upstream.example")
     async with (
-        serve_on(two_events, tls=good) as up,
-        serve_on(two_events, tls=elsewhere) as other,
+        serve(two_events, tls=good) as up,
+        serve(two_events, tls=elsewhere) as other,
         plain_http_port() as plain,
     ):
         manual = write_manual(
@@ -264,8 +263,8 @@ async def test_proxies_from_the_environment(ca: trustme.CA, tmp_path: Path) -> N
     ca.cert_pem.write_to_path(str(cafile))
     upstream = Proxied()
     async with (
-        serve_on(upstream) as up,
-        serve_on(two_events, tls=server_tls(ca, "127.0.0.1")) as secure,
+        serve(upstream) as up,
+        serve(two_events, tls=server_tls(ca, "127.0.0.1")) as secure,
         forward_proxy() as proxy,
     ):
         base = origin(up)
@@ -341,7 +340,7 @@ async def test_url_credentials_are_basic_auth_with_and_without_a_proxy(tmp_path:
             return
         await two_events(request, response)
 
-    async with serve_on(basic_only) as up, forward_proxy() as proxy:
+    async with serve(basic_only) as up, forward_proxy() as proxy:
         url = f"http://feed-user:${{URL_PASSWORD}}@127.0.0.1:{up.port}/s"
         manual = write_manual(tmp_path / "userinfo.json", tool("feed", url))
         for env in ({}, {"HTTP_PROXY": proxy.url}):
@@ -357,7 +356,7 @@ async def test_a_proxy_httpx2_cannot_use_fails_each_call_it_would_carry(tmp_path
     to stop the bridge at start with a traceback. Now the bridge starts, NO_PROXY hosts work,
     and each call that would take the proxy is one clear error naming it (never going around
     it: the user asked for that proxy)."""
-    async with serve_on(two_events) as up:
+    async with serve(two_events) as up:
         manual = write_manual(
             tmp_path / "p.json",
             tool("proxied", f"{origin(up)}/s"),
@@ -430,7 +429,7 @@ async def test_compressed_event_streams(tmp_path: Path) -> None:
     ends cleanly mid-stream keeps the whole events; garbage is a clear protocol error; and a
     refusal's compressed body is quoted decoded."""
     upstream = Compressed()
-    async with serve_on(upstream) as up:
+    async with serve(upstream) as up:
         shapes = [
             ("gzip", "whole"),
             ("deflate", "whole"),
@@ -488,9 +487,9 @@ async def test_localhost_and_ipv6_upstreams(ca: trustme.CA, tmp_path: Path) -> N
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     async with (
-        serve_on(two_events) as v4,
-        serve_on(two_events, "::1") as v6,
-        serve_on(two_events, "::1", tls=server_tls(ca, "::1")) as v6_tls,
+        serve(two_events) as v4,
+        serve(two_events, "::1") as v6,
+        serve(two_events, "::1", tls=server_tls(ca, "::1")) as v6_tls,
     ):
         manual = write_manual(
             tmp_path / "lh.json",
@@ -551,7 +550,7 @@ async def test_oauth2_tokens_through_the_client(tmp_path: Path) -> None:
     token endpoint that never answers is an error by the call's max_seconds, one that is down
     an error at once, and neither the client secret nor the token shows anywhere."""
     server = OAuthServer()
-    async with serve_on(server) as up:
+    async with serve(server) as up:
         base = origin(up)
 
         def oauth(token_url: str) -> dict[str, str]:
@@ -632,7 +631,7 @@ async def test_same_origin_redirects_and_no_other(tmp_path: Path) -> None:
     (the direct path skips AsyncClient's redirect layer) with the key kept; a 307 re-sends a
     POST body, a 302 turns a POST into a GET; a redirect to another origin is refused."""
     upstream = Redirecting()
-    async with serve_on(upstream) as up:
+    async with serve(upstream) as up:
         upstream.port = up.port
         base = origin(up)
         key = {"auth_type": "api_key", "api_key": "${API_KEY}", "var_name": "X-Api-Key"}
@@ -724,7 +723,7 @@ async def test_reconnects_retry_and_statuses(tmp_path: Path) -> None:
     bodies however they are framed, with the secret masked; a stream delimited by the
     connection's close ends as `closed`."""
     dropping = Dropping()
-    async with serve_on(dropping) as drops, serve_on(Statuses()) as st:
+    async with serve(dropping) as drops, serve(Statuses()) as st:
         key = {"auth_type": "api_key", "api_key": "${API_KEY}", "var_name": "X-Api-Key"}
         names = ["204", "401", "404", "429", "500", "200-html", "long-retry", "then-204"]
         names.append("until-close")
@@ -791,7 +790,7 @@ async def test_post_with_a_json_body_and_header_fields(tmp_path: Path) -> None:
         },
     }
     template = {"body_field": "job", "header_fields": ["X-Request-Id", "X-Tenant"]}
-    async with serve_on(echo) as up:
+    async with serve(echo) as up:
         manual = write_manual(
             tmp_path / "post.json",
             tool("submit", f"{origin(up)}/jobs", inputs, **template),
@@ -841,7 +840,7 @@ async def test_two_hundred_calls_leak_no_socket_and_no_memory(tmp_path: Path) ->
     """200 sequential calls through one bridge process (clean ends, cut streams, refusals,
     redirects): afterwards its descriptors are as before (every connection closed, on both
     ends), and its resident memory grows by no more than noise."""
-    async with serve_on(Mixed()) as up:
+    async with serve(Mixed()) as up:
         names = ["clean", "held", "refused", "moved"]
         manual = write_manual(
             tmp_path / "many-calls.json", *(tool(n, f"{origin(up)}/{n}") for n in names)
@@ -892,7 +891,7 @@ async def test_progress_with_a_fast_upstream(tmp_path: Path) -> None:
         )
         await wait_disconnect(response)
 
-    async with serve_on(burst) as up:
+    async with serve(burst) as up:
         manual = write_manual(tmp_path / "fast.json", tool("fast", f"{origin(up)}/s"))
         async with bridge(manual) as client:
             for max_events in (1, 100):
@@ -926,7 +925,7 @@ async def test_info_logs_name_each_stream_without_query_or_secret(tmp_path: Path
         await events(response, 1)
         await response.finish()
 
-    async with serve_on(feed) as up, forward_proxy() as proxy:
+    async with serve(feed) as up, forward_proxy() as proxy:
         base = origin(up)
         key = {"auth_type": "api_key", "api_key": "${API_KEY}", "location": "query"}
         inputs = {"type": "object", "properties": {"symbol": {"type": "string"}}}

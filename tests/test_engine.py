@@ -466,14 +466,20 @@ async def test_max_connections_bounds_the_upstream_streams_of_all_calls() -> Non
     assert len(server.requests) == 2
 
 
-@pytest.mark.anyio
-async def test_proxy_environment_variables_apply_to_upstream_calls(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Proxy variables from the test's own environment out of the way; set what a test needs."""
     for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.anyio
+async def test_proxy_environment_variables_apply_to_upstream_calls(
+    proxy_env: pytest.MonkeyPatch,
+) -> None:
     async with serve(send_events(QUOTES[0])) as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        proxy_env.setenv("HTTP_PROXY", proxy.url)
         async with bridge("http://127.0.0.1:9/quotes") as b:  # nothing listens on port 9
             batch = await b.call("quotes", {"symbol": "A", "max_events": 1})
     assert batch.count == 1
@@ -482,10 +488,8 @@ async def test_proxy_environment_variables_apply_to_upstream_calls(
 
 @pytest.mark.anyio
 async def test_proxy_credentials_are_masked_when_the_proxy_echoes_them(
-    monkeypatch: pytest.MonkeyPatch,
+    proxy_env: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
     password = "pr0xy-pa55-7731"
 
     async def echoing_proxy(request: Request, response: Response) -> None:
@@ -493,7 +497,7 @@ async def test_proxy_credentials_are_masked_when_the_proxy_echoes_them(
         await response.simple(502, f"bad gateway for {said} ({password})")
 
     async with serve(echoing_proxy) as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", f"http://ops:{password}@"))
+        proxy_env.setenv("HTTP_PROXY", proxy.url.replace("http://", f"http://ops:{password}@"))
         async with bridge("http://127.0.0.1:9/quotes") as b:
             with pytest.raises(ServerError) as caught:
                 await b.call("quotes", {"symbol": "A", "max_events": 1})

@@ -30,6 +30,8 @@ from anyio.streams.tls import TLSStream
 from mcp_sse_bridge.network import HIGH_WATER, AsyncioBackend, AsyncioStream
 from mcp_sse_bridge.transport import StreamTransport
 
+from .sse_server import serving
+
 pytestmark = pytest.mark.anyio
 
 SOCKET_READ = 256 * 1024  # the most an asyncio socket transport reads at once (its max_size)
@@ -57,10 +59,8 @@ async def tcp_server(handler: Handler) -> AsyncIterator[Server]:
         async with connection:
             await handler(connection)
 
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve_one, tg)
+    async with serving(listener, serve_one):
         yield server
-        tg.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager

@@ -44,6 +44,8 @@ from mcp_sse_bridge.errors import BridgeError, ConnectError, UpstreamError
 from mcp_sse_bridge.manual import parse_manual
 from mcp_sse_bridge.variables import Variables
 
+from .sse_server import serving
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(sys.platform != "linux", reason="SO_LINGER resets and /proc are Linux's"),
@@ -166,10 +168,8 @@ async def upstream(handler: Handler, tls: ssl.SSLContext | None = None) -> Async
             if not server.open:
                 server._idle.set()
 
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve_one, tg)
+    async with serving(listener, serve_one):
         yield server
-        tg.cancel_scope.cancel()
 
 
 # -- the client's side -------------------------------------------------------------------------

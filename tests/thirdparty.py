@@ -33,6 +33,8 @@ import anyio.abc
 import httpx2
 import pytest
 
+from .sse_server import serving
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ROOT / "tests" / "servers"
 START_TIMEOUT = 15.0  # seconds; the machine may be busy
@@ -254,9 +256,5 @@ async def flaky_proxy(url: str, cuts: Sequence[int] = ()) -> AsyncIterator[Flaky
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     proxy = FlakyProxy(port, cuts)
     proxy.port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, proxy._relay, tg)
-        try:
-            yield proxy
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(listener, proxy._relay):
+        yield proxy

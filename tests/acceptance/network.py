@@ -1,8 +1,8 @@
 """What the HTTP acceptance pass needs around the bridge: TLS and IPv6 upstreams, a forward
 proxy, compressed bodies, and a look at a bridge process's file descriptors and memory.
 
-All of it is real: the upstreams are `tests.sse_server.SSEServer`s on a loopback socket (TLS
-through anyio's `TLSListener`), the proxy relays bytes between real sockets, and the process
+All of it is real: the upstreams are `tests.sse_server.serve` servers on a loopback socket
+(TLS through anyio's `TLSListener`), the proxy relays bytes between real sockets, and the process
 figures come from `/proc`.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,28 +19,8 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
-from anyio.streams.tls import TLSListener
 
-from tests.sse_server import Handler, SSEServer
-
-
-@contextlib.asynccontextmanager
-async def serve_on(
-    handler: Handler, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None
-) -> AsyncIterator[SSEServer]:
-    """`tests.sse_server.serve` on any loopback address (::1 too), optionally over TLS."""
-    tcp = await anyio.create_tcp_listener(local_host=host, local_port=0)
-    server = SSEServer(handler, host=host)
-    server.port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-    listener: anyio.abc.Listener = tcp
-    if tls is not None:  # not standard_compatible: the bridge may drop TLS without close_notify
-        listener = TLSListener(tcp, tls, standard_compatible=False, handshake_timeout=5)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, server._serve_one, tg)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+from tests.sse_server import SSEServer, serving
 
 
 @contextlib.asynccontextmanager
@@ -56,12 +35,8 @@ async def plain_http_port() -> AsyncIterator[int]:
                 await stream.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, answer, tg)
-        try:
-            yield listener.extra(anyio.abc.SocketAttribute.local_port)
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(listener, answer):
+        yield listener.extra(anyio.abc.SocketAttribute.local_port)
 
 
 def origin(server: SSEServer, scheme: str = "http", host: str | None = None) -> str:
@@ -135,12 +110,8 @@ async def _pipe(
 async def forward_proxy() -> AsyncIterator[ForwardProxy]:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     proxy = ForwardProxy(listener.listeners[0].extra(anyio.abc.SocketAttribute.local_port))
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, proxy._serve_one, tg)
-        try:
-            yield proxy
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(listener, proxy._serve_one):
+        yield proxy
 
 
 class Compressor:
