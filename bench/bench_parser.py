@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from mcp_sse_bridge.sse import EventStreamParser
+from mcp_sse_bridge.upstream.sse import EventStreamParser
 
 CHUNK_BYTES = 64 * 1024
 RUNS = 3

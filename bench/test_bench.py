@@ -15,7 +15,7 @@ import pytest
 from bench import peer_utcp, report, upstream
 from bench.measure import peak_rss_kib, percentile, rss_kib
 from bench.under_test import CallFailed, run_bridge, sse_tool, write_manual
-from mcp_sse_bridge.sse import EventStreamParser
+from mcp_sse_bridge.upstream.sse import EventStreamParser
 
 
 @pytest.fixture

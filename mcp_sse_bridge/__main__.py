@@ -1,5 +1,5 @@
 """`python -m mcp_sse_bridge` behaves like the `mcp-sse-bridge` console script."""
 
-from mcp_sse_bridge.cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -27,13 +27,13 @@ import mcp_types as types
 import pytest
 from jsonschema import Draft202012Validator
 
-from mcp_sse_bridge.cli import main
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
+from mcp_sse_bridge.cli.main import main
 from mcp_sse_bridge.errors import BridgeError, ManualError
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, parse_manual
-from mcp_sse_bridge.server import build_server
-from mcp_sse_bridge.sse import EventStreamParser
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
+from mcp_sse_bridge.server.tools import build_server
+from mcp_sse_bridge.upstream.sse import EventStreamParser
 from tests.sse_server import Request, Response, serve, serve_in_thread, sse_lines
 
 ROOT = Path(__file__).parent.parent

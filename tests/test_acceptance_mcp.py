@@ -28,7 +28,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-from mcp_sse_bridge.engine import Limits
+from mcp_sse_bridge.calls.bridge import Limits
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS
 from tests.acceptance import quirks
 from tests.acceptance.bridges import (

@@ -13,11 +13,11 @@ import anyio
 import httpx2
 import pytest
 
-from mcp_sse_bridge.auth import TokenCache, apply_auth
 from mcp_sse_bridge.errors import AuthError, InsecureURLError, ManualError
 from mcp_sse_bridge.manual import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth, SseCallTemplate
-from mcp_sse_bridge.request import PreparedRequest, build_request
-from mcp_sse_bridge.variables import SecretRegistry
+from mcp_sse_bridge.manual.variables import SecretRegistry
+from mcp_sse_bridge.upstream.auth import TokenCache, apply_auth
+from mcp_sse_bridge.upstream.request import PreparedRequest, build_request
 
 from .sse_server import Request, Response, SSEServer, serve, wait_disconnect
 

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_sse_bridge.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
+from mcp_sse_bridge.calls.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
 from mcp_sse_bridge.errors import ConnectError, ServerError
-from mcp_sse_bridge.sse import ServerSentEvent
-from mcp_sse_bridge.stream import StreamState
+from mcp_sse_bridge.upstream.sse import ServerSentEvent
+from mcp_sse_bridge.upstream.stream import StreamState
 
 
 def ev(data: Any = "", event: str = "message", id: str = "") -> ServerSentEvent:

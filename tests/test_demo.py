@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from mcp_sse_bridge.demo.feed import price, run_feed
-from mcp_sse_bridge.sse import EventStreamParser, ServerSentEvent
+from mcp_sse_bridge.upstream.sse import EventStreamParser, ServerSentEvent
 
 KEY = "demo-key-0123"
 

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.errors import (
     ArgumentError,
     AuthError,
@@ -23,7 +23,7 @@ from mcp_sse_bridge.errors import (
     VariableError,
 )
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, ToolSpec, parse_manual
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
 
 from .sse_server import Request, Response, serve, serve_in_thread, sse_lines, wait_disconnect
 

@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from mcp_sse_bridge.batch import Batch
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.batch import Batch
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.errors import (
     AuthError,
     BridgeError,
@@ -33,7 +33,7 @@ from mcp_sse_bridge.errors import (
     UpstreamError,
 )
 from mcp_sse_bridge.manual import load_manual
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
 from tests.sse_server import Request, Response, SSEServer, serve, sse_lines, wait_disconnect
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_sse_bridge import manual as manual_module
 from mcp_sse_bridge.errors import ManualError
 from mcp_sse_bridge.manual import (
     RESERVED_ARGUMENTS,
@@ -25,6 +24,7 @@ from mcp_sse_bridge.manual import (
     parse_manual,
     tool_names,
 )
+from mcp_sse_bridge.manual import loading as manual_module
 from tests.sse_server import Request, Response, serve_in_thread, wait_disconnect
 
 MANUALS = Path(__file__).resolve().parent.parent / "manuals"

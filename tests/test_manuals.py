@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_sse_bridge.engine import Bridge
+from mcp_sse_bridge.calls.bridge import Bridge
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, load_manual
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
 
 MANUALS = sorted((Path(__file__).parent.parent / "manuals").glob("*.json"))
 

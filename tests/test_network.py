@@ -27,8 +27,8 @@ import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
 
-from mcp_sse_bridge.network import HIGH_WATER, AsyncioBackend, AsyncioStream
-from mcp_sse_bridge.transport import StreamTransport
+from mcp_sse_bridge.upstream.network import HIGH_WATER, AsyncioBackend, AsyncioStream
+from mcp_sse_bridge.upstream.transport import StreamTransport
 
 from .sse_server import serving
 

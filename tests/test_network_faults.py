@@ -38,11 +38,11 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from mcp_sse_bridge.batch import Batch, OnEvent
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.batch import Batch, OnEvent
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.errors import BridgeError, ConnectError, UpstreamError
 from mcp_sse_bridge.manual import parse_manual
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
 
 from .sse_server import serving
 

@@ -11,7 +11,7 @@ import pytest
 
 from mcp_sse_bridge.errors import ArgumentError, InsecureURLError, ManualError
 from mcp_sse_bridge.manual import SseCallTemplate
-from mcp_sse_bridge.request import PreparedRequest, build_request
+from mcp_sse_bridge.upstream.request import PreparedRequest, build_request
 from mcp_sse_bridge.urls import check_url
 
 from .sse_server import Request, Response, serve

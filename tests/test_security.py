@@ -30,8 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_sse_bridge.batch import Batch
-from mcp_sse_bridge.engine import Bridge
+from mcp_sse_bridge.calls.batch import Batch
+from mcp_sse_bridge.calls.bridge import Bridge
 from mcp_sse_bridge.errors import (
     ArgumentError,
     BridgeError,
@@ -41,10 +41,10 @@ from mcp_sse_bridge.errors import (
     VariableError,
 )
 from mcp_sse_bridge.manual import Manual, load_manual, parse_manual
-from mcp_sse_bridge.server import build_server
-from mcp_sse_bridge.sse import EventStreamParser
+from mcp_sse_bridge.manual.variables import Variables, parse_env_file, parse_var
+from mcp_sse_bridge.server.tools import build_server
+from mcp_sse_bridge.upstream.sse import EventStreamParser
 from mcp_sse_bridge.urls import check_url
-from mcp_sse_bridge.variables import Variables, parse_env_file, parse_var
 from tests.sse_server import Request, Response, SSEServer, serve, serve_in_thread, sse_lines
 
 anyio_mark = pytest.mark.anyio

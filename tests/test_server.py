@@ -24,13 +24,13 @@ import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_sse_bridge import server as bridge_server
-from mcp_sse_bridge.batch import Batch
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.batch import Batch
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, parse_manual
-from mcp_sse_bridge.server import BATCH_SCHEMA, build_server
-from mcp_sse_bridge.stdio import PipeReader, PipeWriter
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
+from mcp_sse_bridge.server import tools as bridge_server
+from mcp_sse_bridge.server.stdio import PipeReader, PipeWriter
+from mcp_sse_bridge.server.tools import BATCH_SCHEMA, build_server
 from tests.sse_server import (
     Handler,
     Request,

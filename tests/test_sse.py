@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sse_starlette import ServerSentEvent as StarletteEvent
 
-from mcp_sse_bridge.sse import EventStreamParser, ServerSentEvent
+from mcp_sse_bridge.upstream.sse import EventStreamParser, ServerSentEvent
 
 BOM = b"\xef\xbb\xbf"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_sse_bridge.stdio import PipeReader, PipeWriter, claimed
+from mcp_sse_bridge.server.stdio import PipeReader, PipeWriter, claimed
 
 pytestmark = pytest.mark.anyio
 

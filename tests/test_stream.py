@@ -18,16 +18,16 @@ from mcp_sse_bridge.errors import (
     ServerError,
     UpstreamError,
 )
-from mcp_sse_bridge.request import PreparedRequest
-from mcp_sse_bridge.sse import ServerSentEvent
-from mcp_sse_bridge.stream import (
+from mcp_sse_bridge.upstream.request import PreparedRequest
+from mcp_sse_bridge.upstream.sse import ServerSentEvent
+from mcp_sse_bridge.upstream.stream import (
     MIN_BACKOFF_MS,
     StreamOptions,
     StreamState,
     _backoff,
     open_chunks,
 )
-from mcp_sse_bridge.transport import StreamClient, StreamTransport
+from mcp_sse_bridge.upstream.transport import StreamClient, StreamTransport
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
 

@@ -17,10 +17,10 @@ import anyio
 import httpx2
 import pytest
 
-from mcp_sse_bridge.engine import Bridge
+from mcp_sse_bridge.calls.bridge import Bridge
 from mcp_sse_bridge.manual import load_manual
-from mcp_sse_bridge.sse import EventStreamParser, ServerSentEvent
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
+from mcp_sse_bridge.upstream.sse import EventStreamParser, ServerSentEvent
 from tests.thirdparty import (
     NchanServer,
     flaky_proxy,

@@ -11,7 +11,7 @@ import httpcore2
 import httpx2
 import pytest
 
-from mcp_sse_bridge.transport import StreamTransport, environment_proxies
+from mcp_sse_bridge.upstream.transport import StreamTransport, environment_proxies
 
 from .sse_server import Request, Response, SSEServer, serve, wait_disconnect
 

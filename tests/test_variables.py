@@ -10,7 +10,7 @@ import pytest
 
 from mcp_sse_bridge.errors import BridgeError, VariableError
 from mcp_sse_bridge.manual import Manual, SseCallTemplate, ToolSpec, load_manual
-from mcp_sse_bridge.variables import (
+from mcp_sse_bridge.manual.variables import (
     SecretRegistry,
     Variables,
     needs_substitution,

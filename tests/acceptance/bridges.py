@@ -23,10 +23,10 @@ import anyio.abc
 import mcp
 from mcp.client.stdio import StdioServerParameters
 
-from mcp_sse_bridge.engine import Bridge, Limits
+from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.manual import load_manual
-from mcp_sse_bridge.server import build_server
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
+from mcp_sse_bridge.server.tools import build_server
 
 CLI = [sys.executable, "-m", "mcp_sse_bridge"]
 TRANSPORTS = [

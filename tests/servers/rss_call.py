@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 
-from mcp_sse_bridge.engine import Bridge
+from mcp_sse_bridge.calls.bridge import Bridge
 from mcp_sse_bridge.manual import load_manual
-from mcp_sse_bridge.variables import Variables
+from mcp_sse_bridge.manual.variables import Variables
 
 
 def peak_kib() -> int:

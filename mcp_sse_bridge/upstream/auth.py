@@ -30,7 +30,8 @@ from urllib.parse import quote, quote_plus
 import anyio
 import httpx2
 
-from .errors import AuthError, InsecureURLError, ManualError, excerpt
+from ..errors import AuthError, InsecureURLError, ManualError, excerpt
+from ..urls import check_url, display_url
 from .request import (
     PreparedRequest,
     add_query,
@@ -38,11 +39,10 @@ from .request import (
     header_problem,
     set_header,
 )
-from .urls import check_url, display_url
 
 if TYPE_CHECKING:
-    from .manual import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth
-    from .variables import SecretRegistry
+    from ..manual import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth
+    from ..manual.variables import SecretRegistry
 
 _MAX_TOKEN_RESPONSE = 64 * 1024
 _TOKEN_TIMEOUT = 10.0  # seconds, for a client configured without a connect timeout

@@ -18,9 +18,9 @@ from typing import Any
 
 import anyio
 
-from .errors import BridgeError, ConnectError
-from .sse import ServerSentEvent
-from .stream import StreamState
+from ..errors import BridgeError, ConnectError
+from ..upstream.sse import ServerSentEvent
+from ..upstream.stream import StreamState
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
 Redact = Callable[[str], str]

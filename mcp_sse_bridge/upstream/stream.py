@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 
-from .errors import (
+from ..errors import (
     AuthError,
     ConnectError,
     HTTPStatusError,
@@ -52,10 +52,10 @@ from .errors import (
     UpstreamError,
     excerpt,
 )
+from ..urls import check_url, display_url
 from .request import PreparedRequest
 from .sse import EventStreamParser, ServerSentEvent
 from .transport import StreamClient
-from .urls import check_url, display_url
 
 logger = logging.getLogger(__name__)
 

@@ -46,16 +46,21 @@ from jsonschema.validators import validator_for
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from . import __version__
-from .auth import TokenCache, apply_auth
+from .. import __version__
+from ..errors import ArgumentError, BridgeError, ManualError, UpstreamError
+from ..manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
+from ..manual.variables import SecretRegistry, Variables, needs_substitution
+from ..upstream.auth import TokenCache, apply_auth
+from ..upstream.request import PreparedRequest, build_request
+from ..upstream.stream import StreamOptions, StreamState, open_chunks
+from ..upstream.transport import (
+    StreamClient,
+    StreamTransport,
+    environment_proxies,
+    proxy_credentials,
+)
+from ..urls import check_url
 from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
-from .errors import ArgumentError, BridgeError, ManualError, UpstreamError
-from .manual import RESERVED_ARGUMENTS, Auth, Manual, ToolSpec, tool_names
-from .request import PreparedRequest, build_request
-from .stream import StreamOptions, StreamState, open_chunks
-from .transport import StreamClient, StreamTransport, environment_proxies, proxy_credentials
-from .urls import check_url
-from .variables import SecretRegistry, Variables, needs_substitution
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
 _ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8

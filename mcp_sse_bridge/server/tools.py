@@ -27,11 +27,11 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_sse_bridge import __version__
-from mcp_sse_bridge.batch import Batch
-from mcp_sse_bridge.engine import Bridge
-from mcp_sse_bridge.errors import BridgeError, UpstreamError, excerpt
-from mcp_sse_bridge.stdio import nonblocking_stdio
+from .. import __version__
+from ..calls.batch import Batch
+from ..calls.bridge import Bridge
+from ..errors import BridgeError, UpstreamError, excerpt
+from .stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
 

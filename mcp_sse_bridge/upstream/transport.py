@@ -28,9 +28,9 @@ import httpcore2
 import httpx2
 from httpx2._utils import get_environment_proxies  # what AsyncClient(trust_env=True) reads
 
+from ..urls import display_url
 from .auth import basic_header
 from .network import AsyncioBackend
-from .urls import display_url
 
 # httpcore2's errors and the httpx2 errors `httpx2.AsyncHTTPTransport` turns them into.
 _ERRORS: dict[type[Exception], type[httpx2.TransportError]] = {

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from .errors import ArgumentError, ManualError
+from ..errors import ArgumentError, ManualError
 
 if TYPE_CHECKING:
-    from .manual import SseCallTemplate
+    from ..manual import SseCallTemplate
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header field name

@@ -36,12 +36,12 @@ from typing import Any, NoReturn, TextIO, TypeVar
 
 import anyio
 
-from mcp_sse_bridge import __version__
-from mcp_sse_bridge.engine import Bridge, Limits
-from mcp_sse_bridge.errors import BridgeError, UpstreamError, excerpt
-from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, load_manual
-from mcp_sse_bridge.urls import check_url
-from mcp_sse_bridge.variables import SecretRegistry, Variables, parse_env_file, parse_var
+from .. import __version__
+from ..calls.bridge import Bridge, Limits
+from ..errors import BridgeError, UpstreamError, excerpt
+from ..manual import RESERVED_ARGUMENTS, Manual, load_manual
+from ..manual.variables import SecretRegistry, Variables, parse_env_file, parse_var
+from ..urls import check_url
 
 logger = logging.getLogger("mcp_sse_bridge")
 
@@ -105,7 +105,7 @@ def _printable(text: str) -> str:
 
 
 def _error_text(err: BridgeError) -> str:
-    from mcp_sse_bridge.server import error_text
+    from ..server.tools import error_text
 
     return error_text(err)
 
@@ -453,7 +453,7 @@ def _problems(bridge: Bridge) -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mcp_sse_bridge.server import build_server, run_http, run_stdio
+    from ..server.tools import build_server, run_http, run_stdio
 
     bridge = _bridge(args)
     for problem in _problems(bridge):
@@ -538,7 +538,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from mcp_sse_bridge.server import call_with_progress
+    from ..server.tools import call_with_progress
 
     bridge = _bridge(args)
     if args.tool not in bridge.tools:

@@ -26,8 +26,8 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel
 
-from .errors import BridgeError, VariableError
-from .manual import Manual, ToolSpec
+from ..errors import BridgeError, VariableError
+from .models import Manual, ToolSpec
 
 # `$$`, then `${...}` (group 2 is empty when the brace is never closed), then `$NAME`.
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)(\}?)|\$([A-Za-z_][A-Za-z0-9_]*)")

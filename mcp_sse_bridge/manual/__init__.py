@@ -1,0 +1,33 @@
+"""Manuals: the UTCP model, loading and checking, MCP tool names, `${VAR}` variables and secrets.
+
+Owns everything known before a call starts. Imports only `errors` and `urls`; nothing above
+(upstream, calls, server, cli) is imported here.
+"""
+
+from .loading import load_manual, parse_manual
+from .models import (
+    RESERVED_ARGUMENTS,
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    Manual,
+    OAuth2Auth,
+    SseCallTemplate,
+    ToolSpec,
+)
+from .naming import sanitise_name, tool_names
+
+__all__ = [
+    "RESERVED_ARGUMENTS",
+    "ApiKeyAuth",
+    "Auth",
+    "BasicAuth",
+    "Manual",
+    "OAuth2Auth",
+    "SseCallTemplate",
+    "ToolSpec",
+    "load_manual",
+    "parse_manual",
+    "sanitise_name",
+    "tool_names",
+]

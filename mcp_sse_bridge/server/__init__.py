@@ -1,0 +1,15 @@
+"""The MCP layer: tools, results and progress over the SDK's lowlevel server; stdio and HTTP.
+
+A thin layer over `calls.Bridge`; the only subpackage besides `cli` that imports `mcp`.
+"""
+
+from .tools import BATCH_SCHEMA, build_server, call_with_progress, error_text, run_http, run_stdio
+
+__all__ = [
+    "BATCH_SCHEMA",
+    "build_server",
+    "call_with_progress",
+    "error_text",
+    "run_http",
+    "run_stdio",
+]
