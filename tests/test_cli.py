@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from mcp_sse_bridge.cli.main import LiveLine, main, parse_arguments, terminal_json
+from mcp_sse_bridge.cli import main
+from mcp_sse_bridge.cli.terminal import LiveLine, parse_arguments, terminal_json
 from tests.sse_server import Request, Response, serve_in_thread, sse_lines, wait_disconnect
 
 ROOT = Path(__file__).parent.parent
