@@ -20,6 +20,7 @@ pass as the client's `mounts`.
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 
@@ -28,6 +29,7 @@ import httpcore2
 import httpx2
 from httpx2._utils import get_environment_proxies  # what AsyncClient(trust_env=True) reads
 
+from ..errors import BridgeError
 from ..urls import display_url
 from .auth import basic_header
 from .network import AsyncioBackend
@@ -280,3 +282,19 @@ class _UnusableProxy(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ProxyError(self.reason, request=request)
+
+
+def ssl_context() -> ssl.SSLContext:
+    """httpx2's default context, which trusts only SSL_CERT_FILE when it is set. Made with the
+    bridge, so that a file that cannot be loaded stops `serve` and `call` with one line naming
+    it, rather than with a traceback from inside httpx2 once the server runs."""
+    try:
+        return httpx2.create_ssl_context()
+    except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+        path = os.environ.get("SSL_CERT_FILE")
+        where = f"SSL_CERT_FILE ({path})" if path else "the system"
+        raise BridgeError(
+            f"Cannot load the CA certificates of {where}: {exc}.",
+            hint="Point SSL_CERT_FILE at a PEM file of CA certificates, or unset it to trust "
+            "the system's.",
+        ) from None
