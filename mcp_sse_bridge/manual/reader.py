@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from ..errors import ManualError
 from .models import AUTH_MODELS, RESERVED_ARGUMENTS, SseCallTemplate, ToolSpec
+from .portability import strict_problems
 from .schemas import SchemaProblem, check_schema
 
 _MANUAL_KEYS = {"utcp_version", "manual_version", "tools"}
@@ -59,6 +60,7 @@ _EXPECTED = {
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([^{}]+)\}")
 _SCHEMES = ("http", "https")
+_UNPORTABLE_SHOWN = 3  # per tool: the first few say what to fix; the rest are counted
 
 
 def join_path(path: str, key: str | int) -> str:
@@ -285,6 +287,25 @@ class ManualReader:
                     f"({', '.join(RESERVED_ARGUMENTS)})",
                     "Rename this input in the manual.",
                 )
+        self.warn_unportable(inputs, ipath)
+
+    def warn_unportable(self, inputs: dict[str, Any], ipath: str) -> None:
+        """The schema stays as written (README, "Design notes"), but its author should know."""
+        problems = strict_problems(inputs)
+        for found in problems[:_UNPORTABLE_SHOWN]:
+            where = ipath
+            for part in found.path:
+                where = join_path(where, part)
+            self.warnings.append(
+                f"{self.source}: {where} {found.problem}, which strict MCP clients flag: "
+                f"{found.hint}"
+            )
+        if len(problems) > _UNPORTABLE_SHOWN:
+            more = len(problems) - _UNPORTABLE_SHOWN
+            self.warnings.append(
+                f"{self.source}: {ipath}: {more} more place{'s' if more > 1 else ''} in these "
+                "inputs that strict MCP clients flag"
+            )
 
     def check_template(self, spec: ToolSpec, path: str) -> None:
         template = spec.template

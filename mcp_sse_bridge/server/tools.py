@@ -39,6 +39,9 @@ ReportProgress = Callable[[float, float | None, str | None], Awaitable[None]]
 """`(progress, total, message)`: the SDK's `session.report_progress`, or the CLI's live line."""
 
 STOP_REASONS = ["max_events", "max_seconds", "idle", "closed", "until_event", "max_bytes", "error"]
+# Any JSON value, spelled so that strict clients see a validation keyword on every node: an
+# `anyOf` of single types, since a list as `type` is less portable (MCP Inspector --strict).
+ANY_JSON = [{"type": kind} for kind in ("object", "array", "string", "number", "boolean", "null")]
 
 BATCH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,7 +53,10 @@ BATCH_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "event": {"type": "string", "description": "event type ('message' if unnamed)"},
                     "id": {"type": "string", "description": "the stream's last event id"},
-                    "data": {"description": "decoded JSON when the data is JSON, else the text"},
+                    "data": {
+                        "description": "decoded JSON when the data is JSON, else the text",
+                        "anyOf": ANY_JSON,
+                    },
                 },
                 "required": ["event", "id", "data"],
             },
