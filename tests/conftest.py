@@ -4,6 +4,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import trustme
 
 
 @pytest.fixture
@@ -22,3 +23,9 @@ def restore_logging() -> Iterator[None]:
     for name, saved in chatty.items():
         logging.getLogger(name).setLevel(saved)
     logging.captureWarnings(False)
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    """A private certificate authority (trust it through SSL_CERT_FILE or an ssl context)."""
+    return trustme.CA()

@@ -1,7 +1,7 @@
 """Filters, bounds and the batch shape.
 
 The collector's input is any async iterator of events, so most tests feed it a scripted one
-(no HTTP involved); the end-to-end path over real sockets is covered in test_engine.py.
+(no HTTP involved); the end-to-end path over real sockets is covered in test_calls_end_to_end.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Faults: every one ends in events kept, a partial batch with its stop_reason, or a typed error.
 
-Calls go through `engine.Bridge` (manual file -> variables -> request -> stream -> batch) to a
+Calls go through `Bridge` (manual file -> variables -> request -> stream -> batch) to a
 scripted loopback server (tests/sse_server.py). No call may outlive its `max_seconds` by more
 than a second, and nothing but a `Batch` or a `BridgeError` may come out of one. The figures the
 README's Guarantees quote (peak memory under a 100 MB line, cancellation latency, reconnect

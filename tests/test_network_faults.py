@@ -2,7 +2,7 @@
 
 The upstreams are raw loopback TCP (and TLS) listeners, so every byte and every way a
 connection ends (FIN, half-close, reset with SO_LINGER 0, never reading) is the test's choice.
-Calls go through `engine.Bridge.call`, and a few through the MCP server over stdio (a real
+Calls go through `Bridge.call`, and a few through the MCP server over stdio (a real
 `python -m mcp_sse_bridge` process and the SDK's client). For every fault: the call ends within
 its budget, the result or the typed error says what happened and where, events are neither
 lost nor repeated when the upstream honours Last-Event-ID, the client's socket to the upstream

@@ -2,7 +2,7 @@
 
 Each server's quirk is first pinned on the wire with plain httpx2 (so a test fails if the
 server changes, not silently passes), then parsed by `EventStreamParser`, then called through
-`engine.Bridge` with a manual written to a temporary file.
+`Bridge` with a manual written to a temporary file.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The bridge as MCP hosts run it: in process, over stdio and over streamable HTTP.
 
 `connect()` gives a real `mcp.Client` on any of the six transport and protocol combinations a
-host can use, so one test body runs against all of them. `RawStdio` speaks JSON-RPC lines to a
-bridge process directly, for what the SDK client does not let a test do (send
+host can use, so one test body runs against all of them; `stdio_bridge()` is the bridge process
+as a desktop host starts it (the SDK's default environment, flags, a log file); `mcp_call()` is
+one call in process. `RawStdio` speaks JSON-RPC lines to a bridge process directly, and
+`post_jsonrpc()` one streamable-HTTP POST, for what the SDK client does not let a test do (send
 `notifications/cancelled` by hand, pick the protocol version of `initialize`).
 """
 
@@ -16,19 +18,22 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import anyio.abc
+import httpx2
 import mcp
-from mcp.client.stdio import StdioServerParameters
+import mcp_types as types
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from mcp_sse_bridge.calls.bridge import Bridge, Limits
-from mcp_sse_bridge.manual import load_manual
+from mcp_sse_bridge.manual import Manual, load_manual, parse_manual
 from mcp_sse_bridge.manual.variables import Variables
 from mcp_sse_bridge.server.tools import build_server
 
 CLI = [sys.executable, "-m", "mcp_sse_bridge"]
+MODES = ["legacy", "auto"]  # the protocol eras of an in-process `mcp.Client`
 TRANSPORTS = [
     "inproc-legacy",
     "inproc-auto",
@@ -49,10 +54,37 @@ def tool(name: str, url: str, inputs: dict[str, Any] | None = None, **template: 
     }
 
 
+def manual_text(*tools: dict[str, Any]) -> str:
+    return json.dumps({"utcp_version": "1.0.1", "manual_version": "1.0.0", "tools": list(tools)})
+
+
 def write_manual(path: Path, *tools: dict[str, Any]) -> Path:
-    document = {"utcp_version": "1.0.1", "manual_version": "1.0.0", "tools": list(tools)}
-    path.write_text(json.dumps(document))
+    path.write_text(manual_text(*tools))
     return path
+
+
+def load(*tools: dict[str, Any], name: str = "acc") -> Manual:
+    """A trusted manual of `tools`, parsed in memory."""
+    return parse_manual(manual_text(*tools), name=name, source=f"{name}.json", trusted=True)
+
+
+def bridge_of(*tools: dict[str, Any], variables: dict[str, str] | None = None, **limits: Any):
+    """A `Bridge` over one manual of `tools`, with `variables` only (no environment)."""
+    return Bridge(
+        [load(*tools)],
+        variables=Variables(variables or {}, environ={}),
+        limits=Limits(**limits),
+    )
+
+
+async def mcp_call(
+    bridge: Bridge, name: str, arguments: dict[str, Any], *, mode: str = "legacy"
+) -> types.CallToolResult:
+    """One tools/call through an in-process `mcp.Client`, after tools/list."""
+    async with mcp.Client(build_server(bridge), mode=mode) as client:
+        await client.list_tools()  # the client learns the output schemas, as hosts do
+        with anyio.fail_after(20):
+            return await client.call_tool(name, arguments)
 
 
 @contextlib.asynccontextmanager
@@ -88,6 +120,20 @@ async def connect(
             yield client
     else:
         async with http_bridge(manual, env=env) as url, mcp.Client(url, mode=mode) as client:
+            yield client
+
+
+@contextlib.asynccontextmanager
+async def stdio_bridge(
+    manual: Path, env: dict[str, str] | None = None, *flags: str, errlog: IO[str] | None = None
+) -> AsyncIterator[mcp.Client]:
+    """The bridge process serving `manual` over stdio, with the SDK's default environment
+    (PATH, HOME, ...: no proxy and no SSL_CERT_FILE unless `env` sets them)."""
+    command = [*CLI[1:], "--manual", str(manual), *flags]
+    params = StdioServerParameters(command=CLI[0], args=command, env=env or {})
+    transport = stdio_client(params) if errlog is None else stdio_client(params, errlog=errlog)
+    with anyio.fail_after(40):
+        async with mcp.Client(transport, mode="legacy") as client:
             yield client
 
 
@@ -172,3 +218,19 @@ async def raw_stdio(
             await session.close()
             with anyio.fail_after(10):
                 assert await process.wait() == 0
+
+
+async def post_jsonrpc(
+    http: httpx2.AsyncClient, url: str, message: dict[str, Any], headers: dict[str, str]
+) -> tuple[httpx2.Response, list[dict[str, Any]]]:
+    """One streamable-HTTP POST; the JSON-RPC messages of its JSON or SSE response body."""
+    response = await http.post(
+        url,
+        json={"jsonrpc": "2.0", **message},
+        headers={"Accept": "application/json, text/event-stream", **headers},
+    )
+    body = response.text
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        lines = body.replace("\r\n", "\n").split("\n")
+        return response, [json.loads(line[5:]) for line in lines if line.startswith("data:")]
+    return response, [json.loads(body)] if body.strip() else []

@@ -1,5 +1,5 @@
-"""What the HTTP acceptance pass needs around the bridge: TLS and IPv6 upstreams, a forward
-proxy, compressed bodies, and a look at a bridge process's file descriptors and memory.
+"""What the acceptance tests need around the bridge: TLS and IPv6 upstreams, a closed port, a
+forward proxy, compressed bodies, and a look at a bridge process's file descriptors and memory.
 
 All of it is real: the upstreams are `tests.sse_server.serve` servers on a loopback socket
 (TLS through anyio's `TLSListener`), the proxy relays bytes between real sockets, and the process
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import ssl
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,9 +20,24 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tests.sse_server import SSEServer, serving
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_tls(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context with a certificate from `ca` for `names`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
 
 
 @contextlib.asynccontextmanager
