@@ -122,7 +122,8 @@ def run_probe(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from ..authoring.writing import manual_text, write_text
-    from ..manual.openapi import import_openapi, read_document
+    from ..manual.loading import read_document
+    from ..manual.openapi import import_openapi
 
     document = read_document(args.document)
     imported = import_openapi(document, source=args.document, base_url=args.base_url)
