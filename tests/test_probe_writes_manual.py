@@ -54,9 +54,19 @@ def test_the_written_manual_passes_check_and_its_tool_works_over_mcp(
     with serve_in_thread(guarded(seen)) as upstream:
         url = f"{upstream.url}/v2/prices/{{symbol}}?token={TOKEN}&depth=3"
         code, out, err = run(
-            capsys, "probe", url, "symbol=AAPL", "--header", f"X-Api-Key: {KEY}",
-            "--events", "12", "--seconds", "5", "--write", str(target),
-        )  # fmt: skip
+            capsys,
+            "probe",
+            url,
+            "symbol=AAPL",
+            "--header",
+            f"X-Api-Key: {KEY}",
+            "--events",
+            "12",
+            "--seconds",
+            "5",
+            "--write",
+            str(target),
+        )
         assert code == 0, err
         for text in (out, err, target.read_text()):
             assert KEY not in text and TOKEN not in text
@@ -121,9 +131,17 @@ def test_bearer_env_reads_the_secret_and_writes_only_its_name(
     target = tmp_path / "feed.json"
     with serve_in_thread(handler) as upstream:
         code, out, err = run(
-            capsys, "probe", f"{upstream.url}/events", "--bearer-env", "FEED_TOKEN",
-            "--events", "5", "-o", str(target), "--json",
-        )  # fmt: skip
+            capsys,
+            "probe",
+            f"{upstream.url}/events",
+            "--bearer-env",
+            "FEED_TOKEN",
+            "--events",
+            "5",
+            "-o",
+            str(target),
+            "--json",
+        )
     assert code == 0, err
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
     report = json.loads(out)
