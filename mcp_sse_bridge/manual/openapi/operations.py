@@ -81,28 +81,7 @@ def build_tool(
     media = stream_media(resolver, op)
     assert media is not None
     writer = SchemaWriter(resolver, openapi_30=openapi_30)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    headers: list[str] = []
-    url_path = op.path
-    for param, ppath in op.parameters:
-        name, location = param["name"], param["in"]
-        if location == "cookie":
-            warnings.append(f"{op.where}: cookie parameter {name!r} left out (add it by hand)")
-            continue
-        if location == "header" and name.lower() in _IGNORED_HEADERS:
-            continue
-        argument = name
-        if name in RESERVED_ARGUMENTS:
-            if location != "path":
-                raise Skip(f"the {location} parameter {name!r} is named like a control argument")
-            argument = f"upstream_{name}"
-            url_path = url_path.replace(f"{{{name}}}", f"{{{argument}}}")
-        properties[argument] = _parameter_schema(resolver, writer, param, ppath)
-        if location == "path" or param.get("required") is True:
-            required.append(argument)
-        if location == "header":
-            headers.append(name)
+    properties, required, headers, url_path = _parameters(resolver, writer, op, warnings)
     template: dict[str, Any] = {"call_template_type": "sse", "url": base.rstrip("/") + url_path}
     if op.method == "post":
         body, content_type = _body(resolver, writer, op)
@@ -145,6 +124,35 @@ def tool_name(op: Operation) -> str:
     else:
         text = f"{op.method} {re.sub(r'[{}]', '', op.path)}"
     return _NOT_WORD.sub("_", text).strip("_").lower()[:64] or op.method
+
+
+def _parameters(
+    resolver: Resolver, writer: SchemaWriter, op: Operation, warnings: list[str]
+) -> tuple[dict[str, Any], list[str], list[str], str]:
+    """Inputs from the parameters: (properties, required, header names, the URL path)."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    headers: list[str] = []
+    url_path = op.path
+    for param, ppath in op.parameters:
+        name, location = param["name"], param["in"]
+        if location == "cookie":
+            warnings.append(f"{op.where}: cookie parameter {name!r} left out (add it by hand)")
+            continue
+        if location == "header" and name.lower() in _IGNORED_HEADERS:
+            continue
+        argument = name
+        if name in RESERVED_ARGUMENTS:
+            if location != "path":
+                raise Skip(f"the {location} parameter {name!r} is named like a control argument")
+            argument = f"upstream_{name}"
+            url_path = url_path.replace(f"{{{name}}}", f"{{{argument}}}")
+        properties[argument] = _parameter_schema(resolver, writer, param, ppath)
+        if location == "path" or param.get("required") is True:
+            required.append(argument)
+        if location == "header":
+            headers.append(name)
+    return properties, required, headers, url_path
 
 
 def _parameter_schema(
