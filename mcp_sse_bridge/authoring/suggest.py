@@ -225,7 +225,9 @@ def describe(report: ProbeReport) -> str:
         text += f" Event types seen: {'; '.join(described)}{f'; {more} more' if more else ''}."
     if report.resume == ids.RESUMED:
         text += " The server resumes after Last-Event-ID: pass last_event_id to continue."
-    elif report.id_style != ids.NONE:
+    elif report.resume == ids.REPLAYED:
+        text += " Each connection replays the stream from its start."
+    elif report.resume == ids.IGNORED:
         text += " Each call starts at the live edge (the server does not resume after an id)."
     if report.stop_reason == "closed":
         text += " The server ends the stream by itself."
