@@ -35,7 +35,7 @@ from ..manual import Manual, ToolSpec, tool_names
 from ..manual.variables import SecretRegistry, Variables, needs_substitution
 from ..upstream.auth import TokenCache, apply_auth
 from ..upstream.request import PreparedRequest, build_request
-from ..upstream.stream import StreamOptions, StreamState, open_chunks
+from ..upstream.stream import StreamObserver, StreamOptions, StreamState, open_chunks
 from ..upstream.transport import (
     StreamClient,
     StreamTransport,
@@ -136,12 +136,21 @@ class Bridge:
         self._plan(self._tool(name), arguments)
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any], *, on_event: OnEvent | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        on_event: OnEvent | None = None,
+        observer: StreamObserver | None = None,
     ) -> Batch:
-        """Collect one batch; `on_event(event, count)` is awaited for each accepted event."""
+        """Collect one batch; `on_event(event, count)` is awaited for each accepted event.
+
+        An `observer` sees the raw stream as well (`mcp-sse-bridge probe` uses it); what it
+        receives is not redacted, so it must keep nothing but what it redacts itself.
+        """
         secrets = self.secrets.copy()
         try:
-            async with self._open(name, arguments, secrets) as run:
+            async with self._open(name, arguments, secrets, observer) as run:
                 return await run.collect(on_event)
         except BridgeError as exc:
             raise redacted(exc, secrets) from None
@@ -166,7 +175,11 @@ class Bridge:
 
     @contextlib.asynccontextmanager
     async def _open(
-        self, name: str, arguments: Mapping[str, Any], secrets: SecretRegistry
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        secrets: SecretRegistry,
+        observer: StreamObserver | None = None,
     ) -> AsyncIterator[Accepted]:
         """Validate, substitute, build and check the request; open the stream and its pass."""
         if self._client is None or self._streams is None:
@@ -214,7 +227,9 @@ class Bridge:
         if template.event_type is not None:
             types = frozenset({template.event_type})
         event_filter = EventFilter(event_types=types, match=plan.match)
-        chunks = open_chunks(streams, connect, options, state, refresh_auth=refresh_auth)
+        chunks = open_chunks(
+            streams, connect, options, state, refresh_auth=refresh_auth, observer=observer
+        )
         async with contextlib.aclosing(chunks):
             yield Accepted(
                 chunks,

@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import BridgeError, UpstreamError
 from ..manual import RESERVED_ARGUMENTS
-from . import commands
+from . import authoring, commands
 from .options import LEVELS, Parser, common_options, port, setup_logging
 from .terminal import UsageError, drop_stdout, error_text, fail
 
-COMMANDS = ("serve", "list", "check", "call", "demo")
+COMMANDS = ("serve", "list", "check", "call", "demo", "probe", "import")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     common = common_options()
+    _add_serve(subparsers, common)
+    _add_offline(subparsers, common)
+    _add_call(subparsers, common)
+    authoring.add_commands(subparsers)
+    return parser
 
+
+def _add_serve(subparsers: Any, common: argparse.ArgumentParser) -> None:
     serve = subparsers.add_parser(
         "serve", parents=[common], help="run the MCP server (default)", description=_SERVE_HELP
     )
@@ -97,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=commands.serve)
 
+
+def _add_offline(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """`list` and `check`, which connect nowhere."""
     listing = subparsers.add_parser(
         "list",
         parents=[common],
@@ -116,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=commands.check)
 
+
+def _add_call(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    """`call` and `demo`, which connect."""
     call = subparsers.add_parser(
         "call",
         parents=[common],
@@ -137,7 +151,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-level", choices=LEVELS, default="warning")
     demo.set_defaults(run=commands.demo)
-    return parser
 
 
 _SERVE_HELP = (

@@ -31,17 +31,10 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def common_options() -> argparse.ArgumentParser:
-    common = Parser(add_help=False)
-    common.add_argument(
-        "--manual",
-        dest="manuals",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="a UTCP manual: PATH, NAME=PATH or URL (repeatable)",
-    )
-    common.add_argument(
+def variable_options() -> argparse.ArgumentParser:
+    """Where variables come from, the http rule and logging: every command that connects."""
+    options = Parser(add_help=False)
+    options.add_argument(
         "--env-file",
         dest="env_files",
         action="append",
@@ -49,7 +42,7 @@ def common_options() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a .env file of variables (repeatable)",
     )
-    common.add_argument(
+    options.add_argument(
         "--var",
         dest="vars",
         action="append",
@@ -57,17 +50,33 @@ def common_options() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a variable; wins over the environment (repeatable)",
     )
-    common.add_argument(
+    options.add_argument(
         "--allow-env",
         action="append",
         default=[],
         metavar="NAME",
         help="let manuals loaded from a URL read this plain environment variable",
     )
-    common.add_argument(
+    options.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow plain http:// to non-loopback hosts",
+    )
+    options.add_argument(
+        "--log-level", choices=LEVELS, default="warning", help="log level (logs go to stderr)"
+    )
+    return options
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = Parser(add_help=False, parents=[variable_options()])
+    common.add_argument(
+        "--manual",
+        dest="manuals",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a UTCP manual: PATH, NAME=PATH or URL (repeatable)",
     )
     limits = common.add_argument_group("bounds of a call")
     limits.add_argument(
@@ -111,9 +120,6 @@ def common_options() -> argparse.ArgumentParser:
         default=DEFAULTS.max_bytes,
         metavar="N",
         help="byte budget of the events' data in one batch (default: %(default)s)",
-    )
-    common.add_argument(
-        "--log-level", choices=LEVELS, default="warning", help="log level (logs go to stderr)"
     )
     return common
 
@@ -176,7 +182,7 @@ def setup_logging(level: str) -> None:
             logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
-def _variables(args: argparse.Namespace) -> Variables:
+def variables_from(args: argparse.Namespace) -> Variables:
     explicit: dict[str, str] = {}
     for path in args.env_files:
         explicit.update(parse_env_file(path))
@@ -226,10 +232,15 @@ def _default(flag: str, given: Bound | None, builtin: Bound, ceiling: Bound) -> 
     return given
 
 
+def mask_in_logs(secrets: SecretRegistry) -> None:
+    """Mask these secrets in every log line from now on."""
+    _LOG_FORMAT.secrets = secrets
+
+
 def bridge_from(args: argparse.Namespace) -> Bridge:
     bridge = Bridge(
         _manuals(args),
-        variables=_variables(args),
+        variables=variables_from(args),
         limits=_limits(args),
         allow_insecure_http=args.allow_insecure_http,
     )

@@ -22,7 +22,9 @@ from ..errors import ManualError
 from ..urls import is_loopback
 from .models import Manual
 from .naming import sanitise_name
+from .openapi import import_openapi, is_openapi
 from .reader import ManualReader, join_path
+from .yaml_reading import decode_yaml
 
 MAX_MANUAL_BYTES = 5 * 1024 * 1024
 MAX_NESTING = 64
@@ -32,9 +34,24 @@ _NAMED_SPEC = re.compile(r"([A-Za-z0-9_-]+)=(.+)", re.DOTALL)
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def parse_manual(text: str | bytes, *, name: str, source: str, trusted: bool) -> Manual:
-    """Validate a manual's text; every problem is a `ManualError`, unknown keys are warnings."""
-    data = _decode_json(text, source)
+def parse_manual(
+    text: str | bytes, *, name: str, source: str, trusted: bool, yaml: bool = False
+) -> Manual:
+    """Validate a manual's text; every problem is a `ManualError`, unknown keys are warnings.
+
+    The text may also be an OpenAPI 3.x document (JSON, or YAML with `yaml`): its event streams
+    are imported as the manual's tools, and what the import skipped becomes warnings.
+    """
+    data = decode_yaml(text, source) if yaml else _decode_json(text, source)
+    notes: list[str] = []
+    if is_openapi(data):
+        imported = import_openapi(data, source=source)
+        data, notes = imported.manual, imported.notes(source)
+    elif yaml:
+        raise ManualError(
+            f"{source}: a YAML file must be an OpenAPI document (with an `openapi` key).",
+            hint="Write manuals as JSON, or pass an OpenAPI 3.x document.",
+        )
     reader = ManualReader(source)
     try:
         tools = reader.manual(data)
@@ -43,7 +60,18 @@ def parse_manual(text: str | bytes, *, name: str, source: str, trusted: bool) ->
             f"{source}: the manual is nested too deeply to validate.",
             hint=f"Keep JSON nesting under {MAX_NESTING} levels.",
         ) from None
-    return Manual(sanitise_name(name) or "manual", source, trusted, tools, reader.warnings)
+    warnings = notes + reader.warnings
+    return Manual(sanitise_name(name) or "manual", source, trusted, tools, warnings)
+
+
+def read_document(path: str) -> Any:
+    """An OpenAPI document's tree from a local JSON or YAML file (bounded like a manual)."""
+    text = _read_file(path)
+    return decode_yaml(text, path) if _is_yaml(path) else _decode_json(text, path)
+
+
+def _is_yaml(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in (".yaml", ".yml")
 
 
 def load_manual(spec: str, *, allow_insecure_http: bool = False) -> Manual:
@@ -60,9 +88,11 @@ def load_manual(spec: str, *, allow_insecure_http: bool = False) -> Manual:
         source = _display_url(target)
         text = _fetch(target, source, allow_insecure_http=allow_insecure_http)
         stem = PurePosixPath(urlsplit(target).path).stem or urlsplit(target).hostname or "manual"
-        return parse_manual(text, name=name or stem, source=source, trusted=False)
+        yaml = _is_yaml(urlsplit(target).path)
+        return parse_manual(text, name=name or stem, source=source, trusted=False, yaml=yaml)
     text = _read_file(target)
-    return parse_manual(text, name=name or Path(target).stem, source=target, trusted=True)
+    stem = Path(target).stem
+    return parse_manual(text, name=name or stem, source=target, trusted=True, yaml=_is_yaml(target))
 
 
 def _read_file(path: str) -> bytes:

@@ -8,6 +8,7 @@ upstream sends, and is fast because it works per chunk (one decode, one split), 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["EventStreamParser", "ServerSentEvent"]
@@ -34,6 +35,10 @@ class EventStreamParser:
 
     `close()` ends the stream, discarding an unfinished line or block; the parser is then ready
     for the next connection's body, keeping `last_event_id` and `retry` as EventSource does.
+
+    `observe`, when given, sees every complete line of each chunk before it is interpreted
+    (comments and data-less blocks included, which never become events; an over-cap line shows
+    as a bare `:`): `mcp-sse-bridge probe` reports keep-alives with it. One check per chunk.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class EventStreamParser:
         max_line_bytes: int = 1 << 20,
         max_event_bytes: int = 1 << 20,
         last_event_id: str = "",
+        observe: Callable[[list[str]], None] | None = None,
     ) -> None:
         if max_line_bytes < 1 or max_event_bytes < 1:
             raise ValueError(
@@ -53,6 +59,7 @@ class EventStreamParser:
         self.oversized = 0
         self._max_line = max_line_bytes
         self._max_event = max_event_bytes
+        self._observe = observe
         self._start_stream()
 
     def _start_stream(self) -> None:
@@ -155,6 +162,8 @@ class EventStreamParser:
         drops the optional space; the first data line kept as is and a list only from the
         second one; events built by tuple.__new__, with no Python-level constructor call.
         """
+        if self._observe is not None:
+            self._observe(lines)
         event, data, more, size = self._event, self._data, self._more, self._size
         id_, last_id, retry, skip = self._id, self.last_event_id, self.retry, self._skip
         max_event = self._max_event

@@ -39,6 +39,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 import httpx2
@@ -93,6 +94,16 @@ Connect = Callable[[str], Awaitable[PreparedRequest]]
 RefreshAuth = Callable[[], Awaitable[bool]]
 
 
+class StreamObserver(Protocol):
+    """Sees what a call never keeps: each handshake's response and every line of the body."""
+
+    def response(self, response: httpx2.Response) -> None:
+        """An event stream was established (status, headers; the body is not read yet)."""
+
+    def lines(self, lines: list[str]) -> None:
+        """The complete lines of one chunk, comments and data-less blocks included."""
+
+
 @dataclass
 class StreamOptions:
     reconnect: bool = True
@@ -122,6 +133,7 @@ async def open_chunks(
     state: StreamState,
     *,
     refresh_auth: RefreshAuth | None = None,
+    observer: StreamObserver | None = None,
 ) -> AsyncIterator[list[ServerSentEvent]]:
     """Yield the upstream's events, one non-empty list per chunk read, reconnecting after drops.
 
@@ -132,12 +144,14 @@ async def open_chunks(
     no event (comments, pings, partial events) yield nothing. The iterator ends on a clean end
     of the body or a 204, and raises the typed `UpstreamError` subclasses. The remaining time is
     the caller's to enforce with a cancel scope; the response is closed however it ends.
-    `state.connecting` is True until the first handshake is done.
+    `state.connecting` is True until the first handshake is done. An `observer` sees each
+    established response and every line read (see `StreamObserver`).
     """
     parser = EventStreamParser(
         max_line_bytes=options.max_line_bytes,
         max_event_bytes=options.max_event_bytes,
         last_event_id=state.last_event_id,
+        observe=None if observer is None else observer.lines,
     )
     failures = 0  # consecutive attempts that delivered no event
     reconnecting = False
@@ -157,6 +171,8 @@ async def open_chunks(
         state.connecting = False
         if response is None:
             return
+        if observer is not None:
+            observer.response(response)
         delivered = False
         try:
             async for chunk in response.aiter_bytes():
