@@ -28,7 +28,7 @@ class LatestPer:
     def __init__(self, path: Path, max_keys: int) -> None:
         self.path = path
         self._max_keys = max_keys
-        self._latest: dict[tuple[type, Any], dict[str, Any]] = {}
+        self._latest: dict[Any, dict[str, Any]] = {}
         self.folded = 0
         self.skipped = 0
         self.missing = 0
@@ -46,7 +46,7 @@ class LatestPer:
                 self.missing += 1
                 self.text += isinstance(data, str)
                 continue
-            key = key_of(value)
+            key = value if type(value) is str else key_of(value)  # no tuple is a str
             if key in latest:
                 del latest[key]  # re-inserted below: dicts keep insertion order
             elif len(latest) >= self._max_keys:

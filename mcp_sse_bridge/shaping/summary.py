@@ -66,14 +66,18 @@ class FieldStats:
         if kinds & _NUMBERS:
             self._numbers([v for v in present if type(v) in _NUMBERS])
         if str in kinds:
-            self._strings([v[:MAX_TEXT] for v in present if type(v) is str])
+            strings = present if kinds == {str} else [v for v in present if type(v) is str]
+            if max(map(len, strings)) > MAX_TEXT:
+                strings = [v[:MAX_TEXT] for v in strings]
+            self._strings(strings)
         if bool in kinds:
             flags = [v for v in present if type(v) is bool]
             trues = sum(flags)
             self.true += trues
             self.false += len(flags) - trues
         self.null += present.count(None) if type(None) in kinds else 0
-        self.other += sum(1 for v in present if type(v) in (dict, list))
+        if dict in kinds or list in kinds:
+            self.other += sum(1 for v in present if type(v) in (dict, list))
 
     def _numbers(self, values: list[float]) -> None:
         self.numbers += len(values)
@@ -150,10 +154,11 @@ class Summary:
         self.text += len(datas) - len(values)
         if self._given is None:
             self._discover(values)
+        objects = [d for d in values if type(d) is dict]
         for path, stats in self._fields.items():
-            if len(path) == 1:
+            if len(path) == 1:  # a top-level key: lists have none
                 key = path[0]
-                column = [d.get(key, MISSING) if type(d) is dict else MISSING for d in values]
+                column = [d.get(key, MISSING) for d in objects]
             else:
                 column = [lookup(d, path) for d in values]
             stats.update(column)
