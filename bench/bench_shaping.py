@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import upstream
+from bench import report, upstream
 from bench.report import Row
 from bench.under_test import run_bridge, sse_tool, write_manual
 
@@ -115,3 +115,19 @@ def _rows(speeds: dict[str, list[float]], sizes: dict[str, int]) -> list[Row]:
             )
         )
     return rows
+
+
+async def _alone() -> None:
+    """`python -m bench.bench_shaping`: this benchmark alone, in its own RESULTS.md section
+    (the full and quick runs include it too)."""
+    started = time.perf_counter()
+    rows = await run(quick=True)
+    text = report.section("shaping", rows, [NOTE], time.perf_counter() - started)
+    print(text)
+    report.write(Path(__file__).parent / "RESULTS.md", "shaping", text)
+
+
+if __name__ == "__main__":
+    import anyio
+
+    anyio.run(_alone)
