@@ -18,6 +18,7 @@ from bench import (
     bench_concurrency,
     bench_firehose,
     bench_latency,
+    bench_shaping,
     bench_startup,
     parser_rows,
     report,
@@ -30,6 +31,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, float, float]] = {
     "firehose": (bench_firehose, 240, 60),
     "concurrency": (bench_concurrency, 180, 60),
     "latency": (bench_latency, 120, 45),
+    "shaping": (bench_shaping, 180, 90),
     "startup": (bench_startup, 180, 60),
 }
 

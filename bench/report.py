@@ -146,7 +146,7 @@ for what each benchmark does.
 """
 
 
-MODES = ("full", "quick")
+MODES = ("full", "quick", "shaping")  # shaping: `python -m bench.bench_shaping` alone
 
 
 def write(path: Path, mode: str, text: str) -> None:

@@ -6,6 +6,8 @@ under test (our bridge, the reference UTCP client) reads byte-identical response
     /firehose/<events>/<every>     pre-built chunked body sent as fast as the socket takes it;
                                    events are `tick`, except every <every>-th one is `match`
     /paced/<events>/<interval_ms>  <events> events, the first at once, then one per interval
+    /prices/<events>/<symbols>     pre-built chunked body of `price` events over <symbols>
+                                   symbols in turn, sent as fast as the socket takes it
     /latency/<events>/<interval_us> like paced, each event stamped with `time.monotonic_ns()`
                                    just before the write (CLOCK_MONOTONIC is system-wide on
                                    Linux, so the receiving process can subtract it)
@@ -62,6 +64,22 @@ def firehose_event(seq: int, every: int) -> bytes:
 def firehose_body(events: int, every: int) -> bytes:
     """The whole chunked body, built once per shape so that serving is a single send."""
     raw = b"".join(firehose_event(seq, every) for seq in range(events))
+    framed = [chunk(raw[i : i + CHUNK]) for i in range(0, len(raw), CHUNK)]
+    return b"".join(framed) + LAST_CHUNK
+
+
+def price_event(seq: int, symbols: int) -> bytes:
+    """One ~150-byte `price` event of a feed over `symbols` symbols."""
+    return (
+        b'event: price\nid: %d\ndata: {"seq":%d,"symbol":"SYM%02d","price":%d.%02d,'
+        b'"volume":%d,"side":"buy","venue":"XNAS","ts":"2025-01-01T00:00:00.000Z"}\n\n'
+        % (seq, seq, seq % symbols, 100 + seq % 400, seq % 100, 1000 + seq % 9000)
+    )
+
+
+@functools.cache
+def prices_body(events: int, symbols: int) -> bytes:
+    raw = b"".join(price_event(seq, symbols) for seq in range(events))
     framed = [chunk(raw[i : i + CHUNK]) for i in range(0, len(raw), CHUNK)]
     return b"".join(framed) + LAST_CHUNK
 
@@ -133,6 +151,11 @@ def serve_firehose(connection: Connection, events: int, every: int) -> None:
     connection.close()  # after the body: asyncio sends what is buffered first
 
 
+def serve_prices(connection: Connection, events: int, symbols: int) -> None:
+    connection.write(HEAD + prices_body(events, symbols))
+    connection.close()
+
+
 def serve_paced(connection: Connection, events: int, interval_ms: int) -> None:
     connection.every(interval_ms / 1000, events, paced_event)
 
@@ -152,6 +175,7 @@ def stamped_event(seq: int) -> bytes:
 
 ROUTES: dict[bytes, Callable[[Connection, int, int], None]] = {
     b"firehose": serve_firehose,
+    b"prices": serve_prices,
     b"paced": serve_paced,
     b"latency": serve_latency,
 }

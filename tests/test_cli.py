@@ -82,7 +82,7 @@ def test_list_shows_tools_arguments_and_missing_variables(capsys: pytest.Capture
     assert "  arguments: job_id: string (required)\n" in out
     assert out.endswith(
         "\nevery tool also takes: max_events, max_seconds, last_event_id, until_event, "
-        "event_types, match\n"
+        "event_types, match, fields, latest_per, summary, format\n"
     )
     assert (
         "  variables: DEMO_BASE_URL, DEMO_API_KEY "

@@ -249,6 +249,10 @@ def test_reserved_arguments_are_the_control_arguments() -> None:
         "until_event",
         "event_types",
         "match",
+        "fields",
+        "latest_per",
+        "summary",
+        "format",
     )
 
 

@@ -4,7 +4,9 @@ Control arguments above the server's ceilings are refused with the ceiling in th
 clamped: a caller asking for 5000 events should learn that it gets at most 1000. An argument
 the manual's inputs do not declare is refused (UTCP would send it as a query parameter),
 unless the schema itself allows extra properties. The manual's `event_type` is the tool's own
-filter; `event_types` may only narrow it.
+filter; `event_types` may only narrow it. The shaping arguments (`fields`, `latest_per`,
+`summary`, `format`) become a `shaping.Shaping` (`plan_shaping`, also for other tools that
+shape a batch).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from referencing.exceptions import Unresolvable
 
 from ..errors import ArgumentError, ManualError
 from ..manual import RESERVED_ARGUMENTS, ToolSpec
+from ..shaping import Path, Shaping
 from .batch import Bounds
 
 _ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8
@@ -54,6 +57,7 @@ class Limits:
     max_bytes: int | None = 256 * 1024
     connect_timeout: float = 10.0
     max_connections: int = 1024  # open upstream streams at once, across all calls
+    max_summary_events: int = 100_000  # events one `summary` aggregates at most
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class CallPlan:
     event_types: frozenset[str] | None
     match: dict[str, Any] | None
     last_event_id: str
+    shaping: Shaping
 
 
 def plan_call(
@@ -115,6 +120,7 @@ def plan_call(
         idle_seconds=limits.idle_seconds,
         max_bytes=limits.max_bytes,
         until_event=_text(arguments, "until_event"),
+        summary_events=limits.max_summary_events,
     )
     return CallPlan(
         arguments=manual_args,
@@ -122,6 +128,7 @@ def plan_call(
         event_types=types,
         match=_match(arguments),
         last_event_id=_last_event_id(arguments),
+        shaping=plan_shaping(arguments),
     )
 
 
@@ -168,8 +175,90 @@ def control_schema(limits: Limits, declared: str | None) -> dict[str, dict[str, 
             "description": "Only return events whose JSON data has these values at these "
             'dotted paths, e.g. {"symbol": "AAPL", "quote.venue": "X"}.',
         },
+        **SHAPING_SCHEMA,
     }
     return {name: schema[name] for name in RESERVED_ARGUMENTS}
+
+
+MAX_FIELDS = 50  # paths in one `fields`
+SHAPING_SCHEMA: dict[str, dict[str, Any]] = {
+    "fields": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "maxItems": MAX_FIELDS,
+        "description": "Keep only these dotted paths of each event's JSON data, e.g. "
+        '["symbol", "quote.price"] (nested shape kept, missing paths left out; text data is '
+        "returned as it is). With summary, only these fields are aggregated.",
+    },
+    "latest_per": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Return only the newest event per distinct value at this dotted path of "
+        'the JSON data, e.g. "symbol": the current state of the feed. Collects until '
+        "max_seconds, until_event or the end of the stream; max_events caps the keys kept.",
+    },
+    "summary": {
+        "type": "boolean",
+        "default": False,
+        "description": "Return aggregates over every event until the call ends (counts per "
+        "type, first/last id and time, per field min/max/mean/last, top strings, true/false "
+        "counts) instead of the events; events then holds the last max_events as samples.",
+    },
+    "format": {
+        "type": "string",
+        "enum": ["json", "lines"],
+        "default": "json",
+        "description": 'The text content: "json" (the batch as JSON) or "lines" (a header line '
+        "and one compact line per event, fewer tokens); structuredContent is the same either way.",
+    },
+}
+
+
+def plan_shaping(arguments: Mapping[str, Any]) -> Shaping:
+    """The shaping arguments of a call, validated (names, types, paths)."""
+    fields = arguments.get("fields")
+    if fields is not None:
+        if not isinstance(fields, list) or not fields or len(fields) > MAX_FIELDS:
+            raise ArgumentError(
+                f"fields must be a list of 1 to {MAX_FIELDS} dotted paths, got {_got(fields)}.",
+                argument="fields",
+                hint='Pass e.g. fields=["symbol", "quote.price"]; leave it out to keep all.',
+            )
+        fields = tuple(_path(item, "fields") for item in fields)
+    latest = arguments.get("latest_per")
+    summary = arguments.get("summary", False)
+    if not isinstance(summary, bool):
+        raise ArgumentError(
+            f"summary must be true or false, got {_got(summary)}.",
+            argument="summary",
+            hint="Pass summary=true for aggregates instead of events, or leave it out.",
+        )
+    form = arguments.get("format", "json")
+    if form not in ("json", "lines"):
+        raise ArgumentError(
+            f'format must be "json" or "lines", got {_got(form)}.',
+            argument="format",
+            hint='Pass format="lines" for one line per event, or leave it out for JSON.',
+        )
+    return Shaping(
+        fields=fields,
+        latest_per=None if latest is None else _path(latest, "latest_per"),
+        summary=summary,
+        format=form,
+    )
+
+
+def _path(value: Any, name: str) -> Path:
+    """A dotted path: a non-empty string whose segments are not empty."""
+    if not isinstance(value, str) or not value or "" in (path := tuple(value.split("."))):
+        raise ArgumentError(
+            f'{name} takes dotted paths like "quote.price", got {_got(value)}.',
+            argument=name,
+            hint="Name a key of the events' JSON data; separate nested keys with dots, and use "
+            "a number for a list item (items.0.id).",
+        )
+    return path
 
 
 def argument_validator(inputs: dict[str, Any]) -> Validator:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
-import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,129 +18,19 @@ from typing import Any
 import anyio
 
 from ..errors import BridgeError, ConnectError
+from ..shaping import Shaper, Shaping, lookup
+from ..shaping.paths import Selection, project_data
+from ..shaping.shaper import event_size, fields_note
 from ..upstream.sse import ServerSentEvent
 from ..upstream.stream import StreamState
+from .events import NOT_JSON, Redact, decode, event_to_dict, redacted_dict
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
-Redact = Callable[[str], str]
-
-_NOT_JSON = object()
-MAX_DEPTH = 64
-"""Data nested deeper than this stays text: the MCP SDK cannot serialise ~250 levels, and no
-real event needs 64."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):  # `1e400`: valid JSON text, but no float a result could hold
-        raise ValueError(f"{text[:20]} is out of range")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _decode(text: str) -> Any:
-    """The strict JSON value of `text`, or `_NOT_JSON`.
-
-    Refused, so that the event keeps its text: NaN and Infinity (not JSON), numbers beyond the
-    float range (they would become Infinity), nesting deeper than `MAX_DEPTH`, and escaped lone
-    surrogates (`"\\ud800"`, not encodable as UTF-8). Each of them would make the result
-    unsendable as JSON, losing the whole batch for one event.
-    """
-    try:
-        value = _DECODER.decode(text)
-    except (ValueError, RecursionError):
-        return _NOT_JSON
-    if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(value):
-        return _NOT_JSON
-    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
-        return _NOT_JSON
-    return value
-
-
-def _encodable(value: Any) -> bool:
-    """Whether `value` survives UTF-8 (a pair of escaped surrogates does; a lone one does not)."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _too_deep(value: Any) -> bool:
-    """Whether `value` nests containers more than `MAX_DEPTH` levels deep (no recursion)."""
-    stack = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-def event_to_dict(event: ServerSentEvent) -> dict[str, Any]:
-    """One event in the result shape: `{"event", "id", "data"}`.
-
-    `id` is always present, "" when the stream never set one, so consumers need no key checks.
-    `data` is the decoded value when the whole text is strict JSON (so "42" becomes 42), else the
-    text itself (e.g. OpenAI's "[DONE]", or JSON that `_decode` refuses).
-    """
-    value = _decode(event.data)
-    return {
-        "event": event.event,
-        "id": event.id,
-        "data": event.data if value is _NOT_JSON else value,
-    }
-
-
-def _redacted_dict(event: ServerSentEvent, redact: Redact) -> dict[str, Any]:
-    """`event_to_dict` with every secret masked.
-
-    The data text is redacted before it is decoded, so that a secret the upstream echoes as a
-    JSON number (`{"pin": 90817263}`) is caught too; such data is then no longer JSON and stays
-    text. The decoded strings are redacted again, for a secret written with JSON escapes.
-    """
-    text = redact(event.data)
-    value = _decode(text)
-    return {
-        "event": redact(event.event),
-        "id": redact(event.id),
-        "data": text if value is _NOT_JSON else _scrub(value, redact),
-    }
-
-
-def _scrub(value: Any, redact: Redact) -> Any:
-    """`value` with `redact` applied to every string in it, keys included."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(key): _scrub(item, redact) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item, redact) for item in value]
-    return value
 
 
 def _size(event: ServerSentEvent) -> int:
     """What an event costs of the byte budget: the UTF-8 bytes of its type, id and data."""
     return len(event.event.encode()) + len(event.id.encode()) + len(event.data.encode())
-
-
-def _lookup(value: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if isinstance(value, dict):
-            value = value.get(key, _NOT_JSON)
-        elif isinstance(value, list) and key.isdecimal() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return _NOT_JSON
-    return value
 
 
 def _equal(actual: Any, expected: Any) -> bool:
@@ -171,9 +60,9 @@ class EventFilter:
             return False
         if not self._paths:
             return True
-        data = _decode(event.data)
-        return data is not _NOT_JSON and all(
-            _equal(_lookup(data, path), want) for path, want in self._paths
+        data = decode(event.data)
+        return data is not NOT_JSON and all(
+            _equal(lookup(data, path), want) for path, want in self._paths
         )
 
 
@@ -186,11 +75,16 @@ class Bounds:
     idle_seconds: float | None = None
     max_bytes: int | None = None
     until_event: str | None = None
+    summary_events: int = 100_000  # events a `summary` aggregates at most
 
 
 @dataclass
 class Batch:
-    """A tool result. `error` is set only when stop_reason is "error" (see `collect`)."""
+    """A tool result. `error` is set only when stop_reason is "error" (see `collect`).
+
+    `folded` and `summary` are set by shaping (`latest_per`, `summary`), `note` says in one line
+    what shaping did (None for a raw batch), `format` is how the server renders the text.
+    """
 
     events: list[dict[str, Any]]
     count: int
@@ -200,6 +94,10 @@ class Batch:
     reconnects: int
     skipped: dict[str, int]
     error: str | None = None
+    folded: int | None = None
+    summary: dict[str, Any] | None = None
+    note: str | None = None
+    format: str = "json"
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -213,6 +111,10 @@ class Batch:
         }
         if self.error is not None:
             result["error"] = self.error
+        if self.folded is not None:
+            result["folded"] = self.folded
+        if self.summary is not None:
+            result["summary"] = self.summary
         return result
 
 
@@ -244,6 +146,12 @@ class Accepted:
     early. Time bounds are applied only while waiting for upstream events, never around the
     consumer's own code. `redact` is applied to every string of every yielded event (secrets the
     upstream echoes).
+
+    `shaping` (see `shaping.Shaper`): with `fields` alone each yielded event's data is projected,
+    and `max_bytes` counts the projected data. With `latest_per` or `summary` the pass folds every
+    accepted event into a `Shaper` and yields none: `max_events` and `max_bytes` no longer end it
+    (they bound the shaped result), only `until_event`, the summary's `summary_events`
+    ("max_events"), the time bounds and the end of the stream do.
     """
 
     def __init__(
@@ -254,8 +162,17 @@ class Accepted:
         filter: EventFilter,
         bounds: Bounds,
         redact: Redact | None = None,
+        shaping: Shaping | None = None,
     ) -> None:
         self._chunks = chunks
+        self._shaping = shaping = shaping or Shaping()
+        self._shaper: Shaper | None = None
+        self._project = None
+        if shaping.reduces:
+            limit = bounds.summary_events
+            self._shaper = Shaper(shaping, max_events=bounds.max_events, summary_limit=limit)
+        else:
+            self._project = shaping.projector()
         self._state = state
         self._filter = filter
         self._bounds = bounds
@@ -298,9 +215,11 @@ class Accepted:
                 chunk = await anext(self._chunks, None)
                 if chunk is None:
                     self.stop_reason = "closed"
-            if chunk is not None:
-                for event in self._take(chunk):
-                    yield self._result(event)
+            if chunk is not None and self._shaper is not None:
+                self._fold(chunk, self._shaper)
+            elif chunk is not None:
+                for item in self._take(chunk):
+                    yield item
 
     async def _next_within_bounds(self, idle: float | None) -> list[ServerSentEvent] | None:
         """The next chunk, or None with `stop_reason` set when the stream or a bound ends."""
@@ -318,7 +237,7 @@ class Accepted:
             self.stop_reason = "closed"
         return chunk
 
-    def _take(self, chunk: list[ServerSentEvent]) -> Iterator[ServerSentEvent]:
+    def _take(self, chunk: list[ServerSentEvent]) -> Iterator[dict[str, Any]]:
         """The accepted events of one chunk, in order; sets `stop_reason` when one ends the pass.
 
         Counts and the cursor are exact wherever the pass stops, also inside the chunk.
@@ -338,7 +257,8 @@ class Accepted:
             if not until and not self._filter.accepts(event):
                 self.filtered += 1
                 continue
-            size = _size(event)
+            item = None if self._project is None else self._projected(event, self._project)
+            size = _size(event) if item is None else event_size(item)
             if budget is not None and self.bytes + size > budget:
                 if self.count:
                     self.stop_reason = "max_bytes"
@@ -354,11 +274,44 @@ class Accepted:
                 self.stop_reason = "until_event"
             elif self.count >= bounds.max_events:
                 self.stop_reason = "max_events"
-            yield event
+            yield self._result(event) if item is None else item
             if self.stop_reason is not None:
                 return
         self.filtered += len(chunk) - done
         self._move_cursor(self._state.last_event_id, chunk, len(chunk))
+
+    def _fold(self, chunk: list[ServerSentEvent], shaper: Shaper) -> None:
+        """A shaping pass over one chunk: its accepted events go to `shaper` as one list."""
+        until, types = self._bounds.until_event, self._types
+        candidates = chunk if types is None else [e for e in chunk if e.event in types]
+        if until is not None and until in (kinds := [e.event for e in candidates]):
+            candidates = candidates[: kinds.index(until) + 1]
+            self.stop_reason = "until_event"
+        accepted = candidates
+        if self._filter.match:  # the types were checked above
+            accepts = self._filter.accepts
+            accepted = [e for e in candidates if e.event == until or accepts(e)]
+        taken = shaper.feed([self._result(e) for e in accepted], time.time())
+        self.count += taken
+        last = None  # the last event consumed, when the pass ends inside this chunk
+        if 0 < taken < len(accepted):  # the summary's limit
+            last = accepted[taken - 1]
+        elif self.stop_reason == "until_event":
+            last = candidates[-1]
+        if shaper.full and self.stop_reason is None:
+            self.stop_reason = "max_events"
+        if last is None:
+            self.filtered += len(chunk) - taken
+            self._move_cursor(self._state.last_event_id, chunk, len(chunk))
+        else:
+            end = next(i for i, event in enumerate(chunk) if event is last) + 1
+            self.filtered += end - taken
+            self._move_cursor(last.id, chunk, end)
+
+    def _projected(self, event: ServerSentEvent, tree: Selection) -> dict[str, Any]:
+        item = self._result(event)
+        item["data"] = project_data(item["data"], tree)
+        return item
 
     def _move_cursor(self, last_id: str, chunk: list[ServerSentEvent], end: int) -> None:
         """Move the cursor past `chunk[:end]`, to `last_id`; when that id alone would break the
@@ -375,7 +328,7 @@ class Accepted:
     def _result(self, event: ServerSentEvent) -> dict[str, Any]:
         if self._redact is None:
             return event_to_dict(event)
-        return _redacted_dict(event, self._redact)
+        return redacted_dict(event, self._redact)
 
     async def collect(self, on_event: OnEvent | None = None) -> Batch:
         """Run the pass to its end and return the batch; see the module's `collect`."""
@@ -392,13 +345,13 @@ class Accepted:
                         if on_event is not None:
                             await on_event(item, len(items))
             except BridgeError as exc:
-                if not items:
+                if not items and not self.count:  # a shaping pass yields none: it counts them
                     raise
                 error = str(exc)
         if scope.cancelled_caught and self._state.connecting:
             raise _no_response("max_seconds", self._bounds, self._state.where)
         redact = self._redact or str
-        return Batch(
+        batch = Batch(
             events=items,
             count=len(items),
             # A pass the consumer's slowness cut short has no stop_reason of its own.
@@ -409,6 +362,21 @@ class Accepted:
             skipped=self.skipped,
             error=None if error is None else redact(error),
         )
+        return self._shaped(batch)
+
+    def _shaped(self, batch: Batch) -> Batch:
+        """`batch` with the shaper's result, or the `fields` note, and the text format."""
+        batch.format = self._shaping.format
+        if self._shaper is None:
+            if self._shaping.fields is not None:
+                batch.note = fields_note(self._shaping.fields)
+            return batch
+        shaped = self._shaper.result(self._bounds.max_bytes)
+        batch.events, batch.count = shaped.events, len(shaped.events)
+        batch.folded, batch.summary, batch.note = shaped.folded, shaped.summary, shaped.note
+        batch.skipped["filtered"] += shaped.filtered
+        batch.skipped.update(shaped.skipped)
+        return batch
 
 
 def _no_response(bound: str, bounds: Bounds, where: str) -> ConnectError:

@@ -161,8 +161,16 @@ class Bridge:
         """The accepted events of one call as they arrive, under the same bounds as `call`.
 
         Unlike `call`, an upstream error after some events is raised: they were delivered.
+        `fields` projects each event; `latest_per` and `summary` reduce a whole batch, so they
+        are refused here.
         """
         secrets = self.secrets.copy()
+        if self._plan(self._tool(name), arguments).shaping.reduces:
+            raise ArgumentError(
+                "latest_per and summary reduce a whole batch; they do not apply to a stream "
+                "of events.",
+                hint="Use call() for them, or leave them out.",
+            )
         try:
             async with (
                 self._open(name, arguments, secrets) as run,
@@ -237,6 +245,7 @@ class Bridge:
                 filter=event_filter,
                 bounds=plan.bounds,
                 redact=secrets.redact if secrets else None,
+                shaping=plan.shaping,
             )
 
     def _tool(self, name: str) -> BridgeTool:

@@ -121,6 +121,13 @@ def common_options() -> argparse.ArgumentParser:
         metavar="N",
         help="byte budget of the events' data in one batch (default: %(default)s)",
     )
+    limits.add_argument(
+        "--summary-event-limit",
+        type=positive(int),
+        default=DEFAULTS.max_summary_events,
+        metavar="N",
+        help="most events one summary=true call aggregates; it ends there (default: %(default)s)",
+    )
     return common
 
 
@@ -214,6 +221,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         max_max_seconds=args.max_seconds_limit,
         idle_seconds=args.idle_seconds,
         max_bytes=args.max_bytes,
+        max_summary_events=args.summary_event_limit,
     )
 
 

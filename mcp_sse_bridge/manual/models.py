@@ -18,6 +18,10 @@ RESERVED_ARGUMENTS: tuple[str, ...] = (
     "until_event",
     "event_types",
     "match",
+    "fields",
+    "latest_per",
+    "summary",
+    "format",
 )
 """Control arguments the bridge adds to every tool; a manual input may not use these names."""
 

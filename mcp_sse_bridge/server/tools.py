@@ -31,6 +31,8 @@ from .. import __version__
 from ..calls.batch import Batch
 from ..calls.bridge import Bridge
 from ..errors import BridgeError, UpstreamError, excerpt
+from ..shaping import render_lines
+from ..shaping.schema import SUMMARY_SCHEMA
 from .stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,24 @@ BATCH_SCHEMA: dict[str, Any] = {
             "properties": {
                 "filtered": {"type": "integer", "minimum": 0},
                 "oversized": {"type": "integer", "minimum": 0},
+                "keys": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "only with latest_per: events of keys beyond max_events",
+                },
+                "over_budget": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "shaped results: older events left out to fit max_bytes",
+                },
             },
         },
+        "folded": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "only with latest_per: how many events were folded into these",
+        },
+        "summary": SUMMARY_SCHEMA,
         "error": {
             "type": "string",
             "description": "only with stop_reason 'error': the upstream failed after these events",
@@ -135,7 +153,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
             )
         data = batch.to_dict()
         try:
-            text = batch_text(data)
+            content = result_content(batch, data)
         except ValueError as err:
             logger.error("tool %s: the batch cannot be sent as JSON: %s", params.name, err)
             return error_result(
@@ -144,9 +162,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
                 "too deep). Pass last_event_id to continue after these events, or lower "
                 "max_events to get the events before the bad one."
             )
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=text)], structured_content=data
-        )
+        return types.CallToolResult(content=content, structured_content=data)
 
     return Server(
         "mcp-sse-bridge",
@@ -228,6 +244,19 @@ def batch_text(data: dict[str, Any]) -> str:
     """
     pydantic_core.to_json(data)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def result_content(batch: Batch, data: dict[str, Any]) -> list[types.ContentBlock]:
+    """The text of a result: the batch as JSON, or as lines (`format: "lines"`); a shaped
+    result in JSON starts with a block of one line saying what was done (`batch.note`), so
+    that the JSON block stays the batch and a model never takes a reduction for the stream."""
+    if batch.format == "lines":
+        pydantic_core.to_json(data)  # the probe of `batch_text`: refuse what cannot be sent
+        return [types.TextContent(type="text", text=render_lines(data, batch.note))]
+    blocks = [types.TextContent(type="text", text=batch_text(data))]
+    if batch.note:
+        blocks.insert(0, types.TextContent(type="text", text=batch.note))
+    return blocks
 
 
 def error_text(err: BridgeError) -> str:

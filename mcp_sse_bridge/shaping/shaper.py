@@ -1,0 +1,202 @@
+"""The shaping entry point: options (`Shaping`), the reducer (`Shaper`) and its result (`Shaped`).
+
+Contract, for a live call and for a read of buffered events alike: feed the accepted events in
+arrival order, in the result shape and already redacted, as lists (`Shaper.feed(items, at)`,
+`at` their arrival time in seconds since the epoch), stop feeding when `full` says so, then take
+`result(max_bytes)`. `shape()` does all of it for one list. The caller keeps its own counts
+(`filtered`, `oversized`) and adds `Shaped.filtered` (events without the `latest_per` path) to
+its filtered count.
+
+- `fields` only: each event's data keeps the selected paths; nothing is folded.
+- `fields` with `latest_per`: the key's path is kept in the data too.
+- `latest_per`: the newest event per key (see `latest.LatestPer`); `max_events` caps the keys.
+- `summary`: aggregates over every event fed (see `summary.Summary`), at most `summary_limit`
+  events (`full` then turns true); events are the last `max_events` ones, or the latest per key
+  when `latest_per` is given too. `fields` limits the aggregated fields.
+- `max_bytes` bounds what is returned: the summary's JSON plus each returned event's type, id
+  and data (compact JSON, or the text) as UTF-8. The oldest returned events that do not fit are
+  left out and counted in `skipped["over_budget"]`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ArgumentError
+from .latest import LatestPer
+from .paths import Path, Selection, dotted, project_data, selection
+from .summary import Summary
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """A call's shaping arguments, validated (`calls.arguments.plan_shaping`)."""
+
+    fields: tuple[Path, ...] | None = None
+    latest_per: Path | None = None
+    summary: bool = False
+    format: str = "json"
+
+    @property
+    def reduces(self) -> bool:
+        """Whether events are folded (so the call collects until a time bound or the end)."""
+        return self.latest_per is not None or self.summary
+
+    @property
+    def shapes(self) -> bool:
+        """Whether the result is not the raw batch (and so carries a note saying what was done)."""
+        return self.reduces or self.fields is not None
+
+    def projector(self) -> Selection | None:
+        """The `fields` selection; with `latest_per` its path is kept too, so that each event
+        still says which key it is the latest of."""
+        if self.fields is None:
+            return None
+        key = () if self.latest_per is None else (self.latest_per,)
+        return selection((*self.fields, *key))
+
+
+@dataclass
+class Shaped:
+    events: list[dict[str, Any]]
+    note: str
+    folded: int | None = None
+    summary: dict[str, Any] | None = None
+    filtered: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def event_size(event: dict[str, Any]) -> int:
+    data = event["data"]
+    text = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    )
+    return len(event["event"].encode()) + len(event["id"].encode()) + len(text.encode())
+
+
+def fit(events: list[dict[str, Any]], budget: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The newest events whose sizes fit `budget`, in order, and how many were left out."""
+    if budget is None:
+        return events, 0
+    kept = 0
+    for event in reversed(events):
+        budget -= event_size(event)
+        if budget < 0:
+            break
+        kept += 1
+    return events[len(events) - kept :], len(events) - kept
+
+
+def fields_note(fields: tuple[Path, ...]) -> str:
+    return f"fields {', '.join(map(dotted, fields))}: each event's data keeps only these paths"
+
+
+class Shaper:
+    """Reduces accepted events as `Shaping` says; see the module docstring for the contract."""
+
+    def __init__(self, shaping: Shaping, *, max_events: int, summary_limit: int) -> None:
+        self.shaping = shaping
+        self._project = shaping.projector()
+        self._limit = summary_limit
+        self._max_events = max_events
+        self._latest = None
+        if shaping.latest_per is not None:
+            self._latest = LatestPer(shaping.latest_per, max_events)
+        self._summary = Summary(shaping.fields) if shaping.summary else None
+        self._kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events)
+        self.taken = 0
+
+    @property
+    def full(self) -> bool:
+        """Whether the summary took `summary_limit` events: feed no more."""
+        return self._summary is not None and self.taken >= self._limit
+
+    def feed(self, items: list[dict[str, Any]], at: float) -> int:
+        """Take `items` (one chunk's accepted events); returns how many were taken, fewer than
+        given only when the summary's limit was reached."""
+        if self._summary is not None:
+            items = items[: max(0, self._limit - self.taken)]
+            self._summary.feed(items, at)
+        self.taken += len(items)
+        if self._latest is not None:
+            self._latest.feed(items)
+        else:
+            self._kept.extend(items)
+        return len(items)
+
+    @property
+    def filtered(self) -> int:
+        return 0 if self._latest is None else self._latest.missing
+
+    def result(self, max_bytes: int | None) -> Shaped:
+        """The shaped events and what was done; `ArgumentError` for `latest_per` over a stream
+        whose data was all text."""
+        latest, summary = self._latest, self._summary
+        if latest is not None and not latest.folded and latest.text and summary is None:
+            raise ArgumentError(
+                f"latest_per={dotted(latest.path)!r} needs JSON data, but the {latest.text} "
+                "event(s) this call received had text data (no paths to read).",
+                argument="latest_per",
+                hint="Leave latest_per out for this tool, or use summary=true to count them.",
+            )
+        events = latest.events() if latest is not None else list(self._kept)
+        if self._project is not None:
+            tree = self._project
+            events = [{**e, "data": project_data(e["data"], tree)} for e in events]
+        shaped = Shaped(events=events, note="", filtered=self.filtered)
+        budget = max_bytes
+        if summary is not None:
+            shaped.summary = summary.to_dict(limit_reached=self.full)
+            text = json.dumps(shaped.summary, ensure_ascii=False, separators=(",", ":"))
+            budget = None if budget is None else max(0, budget - len(text.encode()))
+        shaped.events, over = fit(events, budget)
+        if latest is not None:
+            shaped.folded = latest.folded
+            shaped.skipped["keys"] = latest.skipped
+        if over:
+            shaped.skipped["over_budget"] = over
+        shaped.note = self._note(len(shaped.events), over)
+        return shaped
+
+    def _note(self, returned: int, over: int) -> str:
+        parts = []
+        latest, summary, fields = self._latest, self._summary, self.shaping.fields
+        if summary is not None:
+            limit = f" (stopped at the limit of {self._limit:,})" if self.full else ""
+            parts.append(f"summary of {summary.count:,} events{limit}")
+        if latest is not None:
+            text = f"latest per {dotted(latest.path)}: {returned} of {latest.folded:,} events"
+            if latest.skipped:
+                text += f" ({latest.skipped:,} events of keys beyond max_events skipped)"
+            parts.append(text)
+        elif summary is not None:
+            parts.append(f"events holds the last {returned}")
+        if fields is not None:
+            parts.append(fields_note(fields))
+        if over:
+            parts.append(f"{over} older event(s) left out to fit max_bytes")
+        return "; ".join(parts)
+
+
+def shape(
+    shaping: Shaping,
+    items: list[dict[str, Any]],
+    *,
+    max_events: int,
+    summary_limit: int,
+    max_bytes: int | None = None,
+    at: float = 0.0,
+) -> Shaped:
+    """Shape one list of accepted events (e.g. buffered ones), all arrived at `at`.
+
+    Events past the summary limit are ignored; for arrival times per event, feed a `Shaper`
+    one event at a time instead.
+    """
+    shaper = Shaper(shaping, max_events=max_events, summary_limit=summary_limit)
+    shaper.feed(items, at)
+    return shaper.result(max_bytes)

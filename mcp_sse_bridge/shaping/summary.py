@@ -1,0 +1,204 @@
+"""`summary`: aggregates over every accepted event, computed a chunk at a time.
+
+Per event type a count; first and last id and arrival time; and per data field (a dotted
+path): numbers -> count, min, max, mean, last; strings -> distinct values and the top 5;
+booleans -> counts of true and false; plus nulls and other values (objects, lists). Fields are
+the caller's `fields`, else discovered from each new top-level shape of the JSON objects, up to
+`MAX_FIELDS`. Work is done per chunk with list comprehensions and C builtins (`min`, `max`,
+`sum`, `Counter.update`), not per event and field in Python, so a summary costs about what
+decoding the events costs. Memory is bounded: `MAX_DISTINCT` strings per field, each cut to
+`MAX_TEXT` characters.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections import Counter
+from operator import itemgetter
+from typing import Any
+
+from .paths import MISSING, Path, dotted, lookup
+
+MAX_FIELDS = 20
+MAX_DEPTH = 4  # discovered paths go at most this deep into nested objects
+MAX_DISTINCT = 1000
+MAX_TEXT = 100
+MAX_TYPES = 20  # event types listed; the rest are summed under "(other)"
+TOP = 5
+_NUMBERS = {int, float}
+_EVENT = itemgetter("event")
+_MISSING = type(MISSING)
+
+
+def arrival(at: float) -> str:
+    """An arrival time as ISO 8601 UTC with milliseconds."""
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FieldStats:
+    """The aggregates of one field, updated a column (one chunk's values) at a time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.numbers = 0
+        self.low: float = math.inf
+        self.high: float = -math.inf
+        self.total: float = 0
+        self.last: Any = None
+        self.strings: Counter[str] = Counter()
+        self.untracked = 0  # strings not counted because MAX_DISTINCT values were tracked
+        self.true = self.false = self.null = self.other = 0
+
+    def update(self, column: list[Any]) -> None:
+        kinds = set(map(type, column))
+        if _MISSING in kinds:
+            kinds.discard(_MISSING)
+            column = [v for v in column if v is not MISSING]
+        if not column:
+            return
+        present = column
+        self.count += len(present)
+        if kinds <= _NUMBERS:
+            self._numbers(present)
+            return
+        if kinds & _NUMBERS:
+            self._numbers([v for v in present if type(v) in _NUMBERS])
+        if str in kinds:
+            strings = present if kinds == {str} else [v for v in present if type(v) is str]
+            if max(map(len, strings)) > MAX_TEXT:
+                strings = [v[:MAX_TEXT] for v in strings]
+            self._strings(strings)
+        if bool in kinds:
+            flags = [v for v in present if type(v) is bool]
+            trues = sum(flags)
+            self.true += trues
+            self.false += len(flags) - trues
+        self.null += present.count(None) if type(None) in kinds else 0
+        if dict in kinds or list in kinds:
+            self.other += sum(1 for v in present if type(v) in (dict, list))
+
+    def _numbers(self, values: list[float]) -> None:
+        self.numbers += len(values)
+        self.low = min(self.low, min(values))
+        self.high = max(self.high, max(values))
+        self.total += sum(values)
+        self.last = values[-1]
+
+    def _strings(self, values: list[str]) -> None:
+        counts = self.strings
+        if len(counts) + len(values) <= MAX_DISTINCT:
+            counts.update(values)
+            return
+        for value in values:
+            if value in counts:
+                counts[value] += 1
+            elif len(counts) < MAX_DISTINCT:
+                counts[value] = 1
+            else:
+                self.untracked += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.count}
+        if self.numbers:
+            mean = self.total / self.numbers
+            out["number"] = {
+                "count": self.numbers,
+                "min": self.low,
+                "max": self.high,
+                "mean": round(mean, 6) if math.isfinite(mean) else None,
+                "last": self.last,
+            }
+        if self.strings:
+            top = [{"value": v, "count": n} for v, n in self.strings.most_common(TOP)]
+            text: dict[str, Any] = {"count": self.strings.total() + self.untracked}
+            text["distinct"] = len(self.strings)
+            if self.untracked:
+                text["distinct_capped"] = True  # more values than MAX_DISTINCT were seen
+            out["string"] = {**text, "top": top}
+        if self.true or self.false:
+            out["boolean"] = {"true": self.true, "false": self.false}
+        if self.null:
+            out["null"] = self.null
+        if self.other:
+            out["other"] = self.other
+        return out
+
+
+class Summary:
+    """Aggregates over every event fed to it; `feed` takes one chunk's events at a time."""
+
+    def __init__(self, fields: tuple[Path, ...] | None) -> None:
+        self._given = fields
+        self._fields: dict[Path, FieldStats] = {path: FieldStats() for path in fields or ()}
+        self._shapes: set[tuple[str, ...]] = set()
+        self.fields_capped = False
+        self.count = 0
+        self.text = 0  # events whose data is not a JSON object or list
+        self._types: Counter[str] = Counter()
+        self._first: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = None
+
+    def feed(self, items: list[dict[str, Any]], at: float) -> None:
+        if not items:
+            return
+        self.count += len(items)
+        self._types.update(map(_EVENT, items))
+        moment = arrival(at)
+        if self._first is None:
+            self._first = {"id": items[0]["id"], "at": moment}
+        self._last = {"id": items[-1]["id"], "at": moment}
+        datas = [item["data"] for item in items]
+        values = [d for d in datas if type(d) is dict or type(d) is list]
+        self.text += len(datas) - len(values)
+        if self._given is None:
+            self._discover(values)
+        objects = [d for d in values if type(d) is dict]
+        for path, stats in self._fields.items():
+            if len(path) == 1:  # a top-level key: lists have none
+                key = path[0]
+                column = [d.get(key, MISSING) for d in objects]
+            else:
+                column = [lookup(d, path) for d in values]
+            stats.update(column)
+
+    def _discover(self, values: list[Any]) -> None:
+        """Add the leaf paths of each object whose top-level keys are a shape not seen yet."""
+        if self.fields_capped:
+            return
+        for value in values:
+            if type(value) is dict:
+                shape = tuple(value)
+                if shape not in self._shapes:
+                    self._shapes.add(shape)
+                    self._add_leaves(value, ())
+                    if self.fields_capped:
+                        return
+
+    def _add_leaves(self, value: dict[str, Any], prefix: Path) -> None:
+        for key, item in value.items():
+            path = (*prefix, key)
+            if type(item) is dict and item and len(path) < MAX_DEPTH:
+                self._add_leaves(item, path)
+            elif path not in self._fields:
+                if len(self._fields) >= MAX_FIELDS:
+                    self.fields_capped = True
+                    return
+                self._fields[path] = FieldStats()
+
+    def to_dict(self, *, limit_reached: bool) -> dict[str, Any]:
+        types = dict(self._types.most_common(MAX_TYPES))
+        rest = self._types.total() - sum(types.values())
+        if rest:
+            types["(other)"] = rest
+        out: dict[str, Any] = {"count": self.count, "by_event": types}
+        if self._first is not None and self._last is not None:
+            out["first"], out["last"] = self._first, self._last
+        out["fields"] = {dotted(p): s.to_dict() for p, s in self._fields.items() if s.count}
+        if self.text:
+            out["text"] = self.text
+        if self.fields_capped:
+            out["fields_capped"] = True
+        out["limit_reached"] = limit_reached
+        return out
