@@ -237,6 +237,10 @@ class Accepted:
       (`state.connecting`), that is a `ConnectError`: an upstream that never answered must not
       look like a quiet stream.
 
+    `last_event_id` is the stream's last event ID where the pass stopped, whatever block set it:
+    an id-only block (an empty list from the stream) moves it too, and so do id-only blocks
+    after the last event taken from a chunk, but never past an event not taken.
+
     The input is the stream's lists of events, one per chunk read (`stream.open_chunks`). The
     events of a type no rule can accept are dropped from each list by one comprehension, so a
     firehose that matches 1 event in 10,000 costs little more than its parsing; the rules above
@@ -266,6 +270,7 @@ class Accepted:
         self._cursor = state.last_event_id
         self._end = math.inf
         self._idle_at = math.inf
+        self._heard = True  # events arrived since the idle bound was last set
         self.stop_reason: str | None = None
         self.count = 0
         self.filtered = 0
@@ -274,7 +279,8 @@ class Accepted:
 
     @property
     def last_event_id(self) -> str:
-        """Where to resume: after the last event consumed, never after one `max_bytes` left out."""
+        """Where to resume: the stream's last event ID after the last event consumed (and the
+        id-only blocks that followed it), never after one `max_bytes` left out."""
         return self._cursor
 
     @property
@@ -304,15 +310,16 @@ class Accepted:
 
     async def _next_within_bounds(self, idle: float | None) -> list[ServerSentEvent] | None:
         """The next chunk, or None with `stop_reason` set when the stream or a bound ends."""
-        if idle is not None:  # idle time is upstream silence, never the consumer's own time
-            self._idle_at = anyio.current_time() + idle
+        if idle is not None and self._heard:  # idle time is upstream silence, never the
+            self._idle_at = anyio.current_time() + idle  # consumer's own time
         chunk = None
         with anyio.CancelScope(deadline=min(self._end, self._idle_at)) as scope:
             chunk = await anext(self._chunks, None)
+        self._heard = bool(chunk)  # an id-only block (an empty list) is no event
         if scope.cancelled_caught:
             reason = "idle" if self._idle_at < self._end else "max_seconds"
             if self._state.connecting:
-                raise _no_response(reason, self._bounds, self._state.where)
+                raise _no_response(reason, self._bounds, self._state)
             self.stop_reason = reason
         elif chunk is None:
             self.stop_reason = "closed"
@@ -356,6 +363,8 @@ class Accepted:
                 self.stop_reason = "max_events"
             yield event
             if self.stop_reason is not None:
+                if i == len(chunk) - 1:  # what follows it in the chunk carries no event
+                    self._move_cursor(self._state.last_event_id, chunk, len(chunk))
                 return
         self.filtered += len(chunk) - done
         self._move_cursor(self._state.last_event_id, chunk, len(chunk))
@@ -396,7 +405,7 @@ class Accepted:
                     raise
                 error = str(exc)
         if scope.cancelled_caught and self._state.connecting:
-            raise _no_response("max_seconds", self._bounds, self._state.where)
+            raise _no_response("max_seconds", self._bounds, self._state)
         redact = self._redact or str
         return Batch(
             events=items,
@@ -411,13 +420,14 @@ class Accepted:
         )
 
 
-def _no_response(bound: str, bounds: Bounds, where: str) -> ConnectError:
+def _no_response(bound: str, bounds: Bounds, state: StreamState) -> ConnectError:
     """The error for a time bound that ended a pass before the first connection was made."""
     seconds = bounds.idle_seconds if bound == "idle" else bounds.max_seconds
-    upstream = f"the upstream ({where})" if where else "the upstream"
+    upstream = f"the upstream ({state.where})" if state.where else "the upstream"
+    why = f" The last attempt was refused: {state.refused}" if state.refused else ""
     return ConnectError(
         f"No response from {upstream} within {seconds:g} s ({bound}): the event stream was "
-        "never established.",
+        f"never established.{why}",
         hint="Check that the server is up and the URL is its event stream (and that the OAuth2 "
         "token endpoint answers, if the manual uses one), or allow the call more time.",
     )
