@@ -166,7 +166,7 @@ async def test_retry_after_longer_than_max_seconds_ends_the_call_at_once_naming_
     async with serve(refusing(10**6, 503, **{"Retry-After": "30"})) as server:
         error, took = await call(bridge_for(tmp_path, server), max_seconds=5)
     assert isinstance(error, ServerError)
-    assert "asked to wait 30 s (Retry-After)" in str(error), str(error)
+    assert "asked to wait 30 s" in str(error), str(error)
     assert "max_seconds" in str(error)
     assert len(server.requests) == 1
     assert took < 1.0
@@ -178,7 +178,7 @@ async def test_a_second_wait_that_would_pass_the_deadline_is_not_started(tmp_pat
     async with serve(refusing(10**6, 429, **{"Retry-After": "2"})) as server:
         error, took = await call(bridge_for(tmp_path, server), max_seconds=3)
     assert isinstance(error, HTTPStatusError) and error.status == 429
-    assert "asked to wait 2 s" in str(error)
+    assert "asked to wait 2 s" in str(error) and "Retry-After: 2" in str(error)
     assert len(server.requests) == 2
     assert took < 3
 

@@ -71,11 +71,7 @@ class RetryPolicy:
         if not retryable(error, established=established, has_body=has_body):
             raise error
         if self.max_attempts is not None and failures >= self.max_attempts:
-            raise _with_hint(
-                error,
-                f"Gave up after {failures} attempts: the upstream is refusing connections for "
-                "now; try again later.",
-            )
+            raise _with_note(error, f"Gave up after {failures} attempts.")
         asked = error.retry_after
         if asked is not None:
             delay = max(asked, MIN_BACKOFF_MS / 1000) * random.uniform(1.0, 1.2)
@@ -158,23 +154,23 @@ def _http_date(value: str) -> float | None:
 def _too_long(error: UpstreamError, wait: float, left: float, asked: bool) -> UpstreamError:
     """The call's error when the next attempt cannot come before its deadline."""
     if asked:
-        what = f"The upstream asked to wait {wait:g} s (Retry-After)"
+        what = f"the upstream asked to wait {wait:g} s"
     else:
-        what = f"The next attempt would be in {wait:.1f} s"
-    return _with_hint(
+        what = f"the next attempt would be in {wait:.1f} s"
+    return _with_note(
         error,
-        f"{what}, more than the {max(left, 0):.1f} s this call has left; not retried. Call "
-        f"again in {math.ceil(wait)} s or later, or allow the call a longer max_seconds.",
+        f"Not retried: {what}, more than the {max(left, 0):.1f} s this call has left (call again "
+        f"in {math.ceil(wait)} s, or allow the call a longer max_seconds).",
     )
 
 
-def _with_hint(error: UpstreamError, hint: str) -> UpstreamError:
-    """`error` again, of the same type, message and status, with `hint` saying why it ends the
-    call (the message ends with the server's own words, which must stay recognisable)."""
+def _with_note(error: UpstreamError, note: str) -> UpstreamError:
+    """`error` again, of the same type, message and status, its hint led by `note` on why it
+    ends the call (the message ends with the server's own words, kept apart from ours)."""
     return type(error)(
         error.message,
         status=error.status,
         body_excerpt=error.body_excerpt,
-        hint=hint,
+        hint=f"{note} {error.hint}" if error.hint else note,
         retry_after=error.retry_after,
     )
