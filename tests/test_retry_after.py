@@ -21,12 +21,12 @@ import pytest
 from mcp import types
 
 from mcp_sse_bridge.calls.bridge import Bridge
-from mcp_sse_bridge.errors import HTTPStatusError, ServerError, UpstreamError
+from mcp_sse_bridge.errors import ConnectError, HTTPStatusError, ServerError, UpstreamError
 from mcp_sse_bridge.manual import load_manual
 from mcp_sse_bridge.manual.variables import Variables
 from mcp_sse_bridge.upstream.retry import MAX_RETRY_AFTER_S, RetryPolicy, retry_after
 from tests.acceptance.bridges import connect, tool, write_manual
-from tests.sse_server import Request, Response, SSEServer, serve, sse_lines
+from tests.sse_server import Request, Response, SSEServer, serve, sse_lines, wait_disconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -181,6 +181,26 @@ async def test_a_second_wait_that_would_pass_the_deadline_is_not_started(tmp_pat
     assert "asked to wait 2 s" in str(error) and "Retry-After: 2" in str(error)
     assert len(server.requests) == 2
     assert took < 3
+
+
+async def test_a_retry_cut_by_the_deadline_reports_the_refusal_before_it(tmp_path: Path) -> None:
+    """The retry after a 503 (Retry-After: 1) never gets its headers before max_seconds: the
+    error is the missing stream, and it quotes the refusal that came first."""
+
+    async def handler(request: Request, response: Response) -> None:
+        if len(server.requests) == 1:
+            await response.simple(503, "deploying", headers={"Retry-After": "1"})
+            return
+        await wait_disconnect(response)  # no headers at all
+
+    async with serve(handler) as server:
+        error, took = await call(bridge_for(tmp_path, server), max_seconds=2)
+    assert isinstance(error, ConnectError), error
+    assert "within 2 s (max_seconds)" in str(error)
+    assert "The last attempt was refused" in str(error) and "HTTP 503" in str(error)
+    assert "deploying" in str(error)
+    assert len(server.requests) == 2
+    assert took < 2 + SLACK
 
 
 @pytest.mark.parametrize("value", ["3601", "-1", "1.5", "soon", "Wed, 99 Foo 2015 07:28:00 GMT"])

@@ -32,7 +32,14 @@ import anyio
 
 from ..errors import AuthError, ConnectError, ServerError, UpstreamError
 
-__all__ = ["MAX_RETRY_AFTER_S", "MIN_BACKOFF_MS", "RetryPolicy", "backoff", "retry_after"]
+__all__ = [
+    "MAX_RETRY_AFTER_S",
+    "MIN_BACKOFF_MS",
+    "RetryPolicy",
+    "backoff",
+    "retry_after",
+    "retryable",
+]
 
 MIN_BACKOFF_MS = 100  # floor of every wait, so `retry: 0` cannot make a busy loop
 MAX_BACKOFF_MS = 3_600_000  # no backoff is longer than an hour, whatever the options say
