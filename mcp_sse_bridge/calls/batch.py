@@ -237,10 +237,6 @@ class Accepted:
       (`state.connecting`), that is a `ConnectError`: an upstream that never answered must not
       look like a quiet stream.
 
-    `last_event_id` is the stream's last event ID where the pass stopped, whatever block set it:
-    an id-only block (an empty list from the stream) moves it too, and so do id-only blocks
-    after the last event taken from a chunk, but never past an event not taken.
-
     The input is the stream's lists of events, one per chunk read (`stream.open_chunks`). The
     events of a type no rule can accept are dropped from each list by one comprehension, so a
     firehose that matches 1 event in 10,000 costs little more than its parsing; the rules above
@@ -279,8 +275,9 @@ class Accepted:
 
     @property
     def last_event_id(self) -> str:
-        """Where to resume: the stream's last event ID after the last event consumed (and the
-        id-only blocks that followed it), never after one `max_bytes` left out."""
+        """Where to resume: the stream's last event ID after the last event consumed and the
+        id-only blocks that followed it (an empty list from the stream), whatever block set it;
+        never past an event not taken, nor after one `max_bytes` left out."""
         return self._cursor
 
     @property
