@@ -59,7 +59,8 @@ class InsecureURLError(BridgeError):
 
 
 class UpstreamError(BridgeError):
-    """The upstream SSE server failed; `status` is the HTTP status when there was one."""
+    """The upstream SSE server failed; `status` is the HTTP status when there was one, and
+    `retry_after` the seconds its `Retry-After` asked for (None when absent or unusable)."""
 
     kind = "upstream"
 
@@ -70,10 +71,12 @@ class UpstreamError(BridgeError):
         status: int | None = None,
         body_excerpt: str = "",
         hint: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.body_excerpt = body_excerpt
+        self.retry_after = retry_after
 
 
 class ConnectError(UpstreamError):

@@ -32,6 +32,7 @@ class Request:
     target: str
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    at: float = 0.0  # when it had arrived, on the server loop's clock (anyio.current_time)
 
     @property
     def path(self) -> str:
@@ -148,7 +149,7 @@ class SSEServer:
                 body = b""
                 if "content-length" in headers:
                     body = await reader.receive_exactly(int(headers["content-length"]))
-                request = Request(method, target, headers, body)
+                request = Request(method, target, headers, body, anyio.current_time())
                 self.requests.append(request)
                 response = Response(stream)
                 with contextlib.suppress(

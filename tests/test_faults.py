@@ -181,7 +181,7 @@ async def test_upstream_error_after_events_keeps_them_in_a_partial_batch(
         (403, {}, AuthError),
         (404, {}, HTTPStatusError),
         (500, {}, ServerError),
-        (503, {"Retry-After": "1"}, ServerError),
+        (503, {"Retry-After": "60"}, ServerError),  # longer than max_seconds: not retried
         (302, {"Location": "http://localhost:1/elsewhere"}, HTTPStatusError),
         (301, {}, HTTPStatusError),
     ],

@@ -19,14 +19,9 @@ from mcp_sse_bridge.errors import (
     UpstreamError,
 )
 from mcp_sse_bridge.upstream.request import PreparedRequest
+from mcp_sse_bridge.upstream.retry import MIN_BACKOFF_MS, backoff
 from mcp_sse_bridge.upstream.sse import ServerSentEvent
-from mcp_sse_bridge.upstream.stream import (
-    MIN_BACKOFF_MS,
-    StreamOptions,
-    StreamState,
-    _backoff,
-    open_chunks,
-)
+from mcp_sse_bridge.upstream.stream import StreamOptions, StreamState, open_chunks
 from mcp_sse_bridge.upstream.transport import StreamClient, StreamTransport
 
 from .sse_server import Request, Response, serve, sse_lines, wait_disconnect
@@ -208,17 +203,21 @@ async def test_oversized_events_are_counted_and_skipped(client) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("code", "error"),
+    ("code", "error", "attempts"),
     [
-        (401, AuthError),
-        (403, AuthError),
-        (404, HTTPStatusError),
-        (429, HTTPStatusError),
-        (500, ServerError),
-        (503, ServerError),
+        (401, AuthError, 1),
+        (403, AuthError, 1),
+        (404, HTTPStatusError, 1),
+        (429, HTTPStatusError, 5),
+        (500, ServerError, 1),
+        (503, ServerError, 5),
     ],
 )
-async def test_refused_handshake_raises_typed_error_once(client, code: int, error: type) -> None:
+async def test_refused_handshake_raises_typed_error(
+    client, code: int, error: type, attempts: int
+) -> None:
+    """Only "come back later" statuses are retried on the first connection, a bounded number
+    of times (`first_attempts`); the others are reported at once."""
     async with serve(status(code, "nope: details here")) as server:
         with pytest.raises(error) as caught:
             await read_all(client, server.url + "/feed?token=s3cr3t")
@@ -227,7 +226,8 @@ async def test_refused_handshake_raises_typed_error_once(client, code: int, erro
     assert f"HTTP {code}" in caught.value.message and "/feed" in caught.value.message
     assert "s3cr3t" not in str(caught.value)  # the query string is never quoted
     assert caught.value.hint
-    assert len(server.requests) == 1  # the first connection is never retried
+    assert len(server.requests) == attempts
+    assert (f"after {attempts} attempts" in str(caught.value)) is (attempts > 1)
 
 
 @pytest.mark.anyio
@@ -472,7 +472,7 @@ async def test_a_huge_server_retry_is_capped_not_an_overflow(client) -> None:
 def test_backoff_is_bounded_whatever_the_numbers(
     retry_ms: int, failures: int, cap_ms: int, most: float
 ) -> None:
-    assert 0 < _backoff(retry_ms, failures, cap_ms) <= most * 1.2
+    assert 0 < backoff(retry_ms, failures, cap_ms) <= most * 1.2
 
 
 @pytest.mark.parametrize(
@@ -481,7 +481,7 @@ def test_backoff_is_bounded_whatever_the_numbers(
 def test_every_reconnect_waits_at_least_the_floor(
     retry_ms: int, failures: int, cap_ms: int
 ) -> None:
-    assert _backoff(retry_ms, failures, cap_ms) >= MIN_BACKOFF_MS / 1000
+    assert backoff(retry_ms, failures, cap_ms) >= MIN_BACKOFF_MS / 1000
 
 
 @pytest.mark.anyio

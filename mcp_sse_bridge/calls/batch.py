@@ -183,6 +183,7 @@ class Accepted:
         self._cursor = state.last_event_id
         self._end = math.inf
         self._idle_at = math.inf
+        self._heard = True  # events arrived since the idle bound was last set
         self.stop_reason: str | None = None
         self.count = 0
         self.filtered = 0
@@ -191,7 +192,9 @@ class Accepted:
 
     @property
     def last_event_id(self) -> str:
-        """Where to resume: after the last event consumed, never after one `max_bytes` left out."""
+        """Where to resume: the stream's last event ID after the last event consumed and the
+        id-only blocks that followed it (an empty list from the stream), whatever block set it;
+        never past an event not taken, nor after one `max_bytes` left out."""
         return self._cursor
 
     @property
@@ -223,15 +226,16 @@ class Accepted:
 
     async def _next_within_bounds(self, idle: float | None) -> list[ServerSentEvent] | None:
         """The next chunk, or None with `stop_reason` set when the stream or a bound ends."""
-        if idle is not None:  # idle time is upstream silence, never the consumer's own time
-            self._idle_at = anyio.current_time() + idle
+        if idle is not None and self._heard:  # idle time is upstream silence, never the
+            self._idle_at = anyio.current_time() + idle  # consumer's own time
         chunk = None
         with anyio.CancelScope(deadline=min(self._end, self._idle_at)) as scope:
             chunk = await anext(self._chunks, None)
+        self._heard = bool(chunk)  # an id-only block (an empty list) is no event
         if scope.cancelled_caught:
             reason = "idle" if self._idle_at < self._end else "max_seconds"
             if self._state.connecting:
-                raise _no_response(reason, self._bounds, self._state.where)
+                raise _no_response(reason, self._bounds, self._state)
             self.stop_reason = reason
         elif chunk is None:
             self.stop_reason = "closed"
@@ -276,6 +280,8 @@ class Accepted:
                 self.stop_reason = "max_events"
             yield self._result(event) if item is None else item
             if self.stop_reason is not None:
+                if i == len(chunk) - 1:  # what follows it in the chunk carries no event
+                    self._move_cursor(self._state.last_event_id, chunk, len(chunk))
                 return
         self.filtered += len(chunk) - done
         self._move_cursor(self._state.last_event_id, chunk, len(chunk))
@@ -349,7 +355,7 @@ class Accepted:
                     raise
                 error = str(exc)
         if scope.cancelled_caught and self._state.connecting:
-            raise _no_response("max_seconds", self._bounds, self._state.where)
+            raise _no_response("max_seconds", self._bounds, self._state)
         redact = self._redact or str
         batch = Batch(
             events=items,
@@ -379,13 +385,14 @@ class Accepted:
         return batch
 
 
-def _no_response(bound: str, bounds: Bounds, where: str) -> ConnectError:
+def _no_response(bound: str, bounds: Bounds, state: StreamState) -> ConnectError:
     """The error for a time bound that ended a pass before the first connection was made."""
     seconds = bounds.idle_seconds if bound == "idle" else bounds.max_seconds
-    upstream = f"the upstream ({where})" if where else "the upstream"
+    upstream = f"the upstream ({state.where})" if state.where else "the upstream"
+    why = f" The last attempt was refused: {state.refused}" if state.refused else ""
     return ConnectError(
         f"No response from {upstream} within {seconds:g} s ({bound}): the event stream was "
-        "never established.",
+        f"never established.{why}",
         hint="Check that the server is up and the URL is its event stream (and that the OAuth2 "
         "token endpoint answers, if the manual uses one), or allow the call more time.",
     )

@@ -14,18 +14,21 @@ through async generators cost a quarter of a filtered call. Decisions worth know
 - Redirects are followed by hand, at most `MAX_REDIRECTS`, and only within the same origin
   (scheme, host and port): the request may carry credentials in headers or the query string,
   which must never reach another server. Every target is re-checked with `check_url`.
-- Failures: the first connection raises whatever goes wrong (a wrong URL, bad credentials or a
-  server that is down are reported, not retried in silence until the deadline). Once a stream
-  has been established, a drop, a connect error, a 5xx or a 429 is retried with backoff until
-  the caller's cancel scope ends the call. A 401 can be retried once at once on any attempt
-  when `refresh_auth` says new credentials are ready (an expired OAuth2 token).
+- Failures follow `retry.RetryPolicy`. On the first connection only a status that says "come
+  back later" (408, 429, 502, 503, 504) is retried, at most `first_attempts` times, and only
+  while the wait (at least `Retry-After`) fits before the caller's deadline (its cancel scope's):
+  a wrong URL, bad credentials or a server that is down are reported, not retried in silence
+  until the deadline. Once a stream has been established, a drop, a connect error, a 5xx, a 408
+  or a 429 is retried with backoff until the caller's cancel scope ends the call. A 401 can be
+  retried once at once on any attempt when `refresh_auth` says new credentials are ready (an
+  expired OAuth2 token).
 - Running out of time is the caller's business (its cancel scope), but `state.connecting` tells
   it whether the first handshake was still under way: an upstream that never answered is an
   error, not an empty batch that looks like a quiet stream.
-- Every reconnect waits at least `MIN_BACKOFF_MS`, whatever `retry:` says, so a server sending
+- Every reconnect waits at least `retry.MIN_BACKOFF_MS`, whatever `retry:` says, so a server sending
   `retry: 0` and dropping after each event gets at most about ten connections a second. The
   delay doubles per consecutive attempt that delivered no event, and resets after one that did.
-- A refused handshake's body is read for a short, shielded while (`EXCERPT_READ_SECONDS`, at
+- A refused handshake's body is read for a short, shielded while (`refusal.EXCERPT_READ_SECONDS`, at
   most half the time left): a body that trickles must not eat the call's budget and turn the
   refusal into an empty batch; the typed error comes with whatever arrived.
 - A request with a body is never re-sent after a drop (a POST may not be idempotent).
@@ -34,7 +37,7 @@ through async generators cost a quarter of a filtered call. Decisions worth know
 from __future__ import annotations
 
 import logging
-import random
+import math
 import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,54 +47,25 @@ from typing import Protocol
 import anyio
 import httpx2
 
-from ..errors import (
-    AuthError,
-    ConnectError,
-    HTTPStatusError,
-    ProtocolError,
-    ServerError,
-    UpstreamError,
-    excerpt,
-)
-from ..urls import check_url, display_url
+from ..errors import AuthError, ConnectError, HTTPStatusError, ProtocolError, UpstreamError
+from ..urls import check_url
+from .refusal import display_request as _where
+from .refusal import refusal
 from .request import PreparedRequest
+from .retry import RetryPolicy
 from .sse import EventStreamParser, ServerSentEvent
 from .transport import StreamClient
 
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
-EXCERPT_READ_BYTES = 64 * 1024
-EXCERPT_READ_SECONDS = 1.0
-MIN_BACKOFF_MS = 100  # floor of every reconnect's wait, so `retry: 0` cannot make a busy loop
-MAX_BACKOFF_MS = 3_600_000  # no wait is longer than an hour, whatever the options say
 
 _REDIRECTS = (301, 302, 303, 307, 308)
-_ADVICE = {  # status -> (what happened, what to do); 400 and 500 stand for their class
-    400: (
-        "The upstream refused the request",
-        "Check the tool's arguments against the upstream API's documentation.",
-    ),
-    401: (
-        "The upstream refused the credentials",
-        "Check the manual's auth section and the variables it uses.",
-    ),
-    403: (
-        "The upstream denied access",
-        "Check the credentials, and that this account may read this stream.",
-    ),
-    404: (
-        "The upstream has no such stream",
-        "Check the tool's URL in the manual and the arguments that fill its path.",
-    ),
-    429: ("The upstream is rate limiting", "Wait before calling again."),
-    500: ("The upstream server failed", "The upstream is failing or restarting; try again later."),
-}
-_TRANSIENT = (408, 429)
 _BYTES_REPR = re.compile(r"bytearray\(b'([^']*)'\)|\bb'([^']*)'")  # h11 quotes bytes as reprs
 
 Connect = Callable[[str], Awaitable[PreparedRequest]]
 RefreshAuth = Callable[[], Awaitable[bool]]
+LineHook = Callable[[list[str]], None]  # sees the complete lines of each chunk (the probe)
 
 
 class StreamObserver(Protocol):
@@ -110,9 +84,24 @@ class StreamOptions:
     retry_ms: int = 30000  # until the server sends retry:
     max_retry_ms: int = 30000  # cap for backoff
     connect_timeout: float = 10.0  # until the response headers
+    first_attempts: int = 5  # of the first connection, while the upstream refuses
     max_line_bytes: int = 1 << 20
     max_event_bytes: int = 1 << 20
     allow_insecure_http: bool = False  # for redirect targets, as for the first URL
+
+    def parser(self, last_event_id: str, observe: LineHook | None = None) -> EventStreamParser:
+        """The parser for one logical stream; it outlives each connection."""
+        return EventStreamParser(
+            max_line_bytes=self.max_line_bytes,
+            max_event_bytes=self.max_event_bytes,
+            last_event_id=last_event_id,
+            observe=observe,
+        )
+
+    def policies(self) -> tuple[RetryPolicy, RetryPolicy]:
+        """The retry rules before a stream is established (bounded) and after (the deadline)."""
+        first = RetryPolicy(self.retry_ms, self.max_retry_ms, self.first_attempts)
+        return first, RetryPolicy(self.retry_ms, self.max_retry_ms)
 
 
 @dataclass
@@ -124,6 +113,7 @@ class StreamState:
     oversized: int = 0
     connecting: bool = False  # True from the start of `open_chunks` to its first handshake
     where: str = ""  # method and URL of the latest attempt, for messages (no query, no userinfo)
+    refused: str = ""  # the latest refusal of the first connection, when it is being retried
 
 
 async def open_chunks(
@@ -135,38 +125,35 @@ async def open_chunks(
     refresh_auth: RefreshAuth | None = None,
     observer: StreamObserver | None = None,
 ) -> AsyncIterator[list[ServerSentEvent]]:
-    """Yield the upstream's events, one non-empty list per chunk read, reconnecting after drops.
+    """Yield the upstream's events, one list per chunk read, reconnecting after drops.
 
     `connect(last_event_id)` builds the authenticated request for each attempt; `Last-Event-ID`
     is added here when `state.last_event_id` is not empty. While a list is out,
     `state.last_event_id` is already the stream's last event ID after it (what a reconnect
-    sends), so a consumer that stops inside a list keeps its own cursor. Chunks that complete
-    no event (comments, pings, partial events) yield nothing. The iterator ends on a clean end
-    of the body or a 204, and raises the typed `UpstreamError` subclasses. The remaining time is
-    the caller's to enforce with a cancel scope; the response is closed however it ends.
+    sends), so a consumer that stops inside a list keeps its own cursor. A chunk that completes
+    no event yields an empty list if it moved the last event ID (an id-only block), else nothing.
+    The iterator ends on a clean end of the body or a 204, and raises the typed `UpstreamError`
+    subclasses; the caller's cancel scope bounds it, and the response is closed however it ends.
     `state.connecting` is True until the first handshake is done. An `observer` sees each
     established response and every line read (see `StreamObserver`).
     """
-    parser = EventStreamParser(
-        max_line_bytes=options.max_line_bytes,
-        max_event_bytes=options.max_event_bytes,
-        last_event_id=state.last_event_id,
-        observe=None if observer is None else observer.lines,
-    )
+    parser = options.parser(state.last_event_id, None if observer is None else observer.lines)
+    first, again = options.policies()
     failures = 0  # consecutive attempts that delivered no event
-    reconnecting = False
+    has_body = False
     state.connecting = True
     while True:
-        if reconnecting:
-            retry_ms = options.retry_ms if parser.retry is None else parser.retry
-            await anyio.sleep(_backoff(retry_ms, failures, options.max_retry_ms))
-            state.reconnects += 1
         try:
-            request, response = await _establish(client, connect, options, state, refresh_auth)
+            request = await connect(state.last_event_id)
+            has_body = request.has_body
+            request, response = await _establish(
+                client, request, connect, options, state, refresh_auth
+            )
         except UpstreamError as exc:
-            if not (reconnecting and _transient(exc)):
-                raise
             failures += 1
+            await _wait_to_retry(
+                first if state.connecting else again, exc, failures, has_body, parser, state
+            )
             continue
         state.connecting = False
         if response is None:
@@ -176,39 +163,77 @@ async def open_chunks(
         delivered = False
         try:
             async for chunk in response.aiter_bytes():
-                before = parser.oversized
-                events = parser.feed(chunk)
-                state.oversized += parser.oversized - before
-                state.last_event_id = parser.last_event_id
-                if events:
-                    delivered = True
+                if (events := _feed(parser, state, chunk)) is not None:
+                    delivered = delivered or bool(events)
                     yield events
             return
         except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
             if not options.reconnect or request.has_body:
                 raise _dropped(request) from exc
         except httpx2.DecodingError as exc:
-            raise ProtocolError(
-                f"The event stream from {_where(request.method, request.url)} could not be "
-                f"decoded: {exc}.",
-                hint="The server's Content-Encoding is broken; report it to the API's owner.",
-            ) from exc
+            raise _undecodable(state.where, exc) from exc
         finally:
             parser.close()
             await _close(response)
         failures = 0 if delivered else failures + 1
-        reconnecting = True
+        await anyio.sleep(again.pause(failures, parser.retry))
+        state.reconnects += 1
+
+
+def _feed(
+    parser: EventStreamParser, state: StreamState, chunk: bytes
+) -> list[ServerSentEvent] | None:
+    """The events `chunk` completes; None when it completed none and left the id as it was."""
+    before, last_id = parser.oversized, state.last_event_id
+    events = parser.feed(chunk)
+    state.oversized += parser.oversized - before
+    state.last_event_id = parser.last_event_id
+    return events if events or parser.last_event_id != last_id else None
+
+
+async def _wait_to_retry(
+    policy: RetryPolicy,
+    error: UpstreamError,
+    failures: int,
+    has_body: bool,
+    parser: EventStreamParser,
+    state: StreamState,
+) -> None:
+    """Wait before the next attempt, or raise `error` (amended) when there must be none.
+
+    Before a stream is established the wait must fit in the caller's deadline (its cancel
+    scope's), or the call ends at once; after, the scope ends a call mid-wait, and the batch
+    collected so far is its result.
+    """
+    deadline: float | None = anyio.current_effective_deadline()
+    if not state.connecting or deadline == math.inf:
+        deadline = None
+    delay = policy.wait(
+        error,
+        failures=failures,
+        established=not state.connecting,
+        has_body=has_body,
+        server_retry_ms=parser.retry,
+        deadline=deadline,
+    )
+    if state.connecting:
+        state.refused = str(error)
+        logger.info(
+            "upstream %s refused (%s); retrying in %.2f s", state.where, error.status, delay
+        )
+    await anyio.sleep(delay)
+    state.reconnects += 1
 
 
 async def _establish(
     client: StreamClient,
+    request: PreparedRequest,
     connect: Connect,
     options: StreamOptions,
     state: StreamState,
     refresh_auth: RefreshAuth | None,
 ) -> tuple[PreparedRequest, httpx2.Response | None]:
     """One attempt: the request and its open event-stream response (None after a 204)."""
-    request = await connect(state.last_event_id)
     state.where = _where(request.method, request.url)
     try:
         return request, await _handshake(client, request, options, state.last_event_id)
@@ -244,7 +269,7 @@ async def _handshake(
             if status == 204:
                 return None
             if not (status in _REDIRECTS and "location" in response.headers):
-                raise await _status_error(response)
+                raise await refusal(response)
             url = str(_redirect_target(response, options))
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, content = "GET", None  # as browsers do: the body is not re-sent
@@ -332,62 +357,11 @@ def _redirect_target(response: httpx2.Response, options: StreamOptions) -> httpx
     return target
 
 
-async def _status_error(response: httpx2.Response) -> UpstreamError:
-    """The typed error for a refused handshake, quoting the start of the body."""
-    request, status = response.request, response.status_code
-    quoted = await _read_excerpt(response)
-    where = _where(request.method, request.url)
-    said = f" The server said: {quoted}" if quoted else ""
-    if status == 200:  # with another Content-Type
-        content_type = response.headers.get("content-type") or "(none)"
-        return ProtocolError(
-            f"The upstream did not answer with an event stream: Content-Type {content_type!r} "
-            f"instead of 'text/event-stream' from {where}.{said}",
-            status=status,
-            body_excerpt=quoted,
-            hint="Check that the tool's URL is the SSE endpoint itself, not a web page or API.",
-        )
-    if 200 < status < 300:
-        return ProtocolError(
-            f"The upstream answered HTTP {status} from {where}; an event stream comes with status "
-            f"200 only.{said}",
-            status=status,
-            body_excerpt=quoted,
-            hint="Check that the tool's URL is the SSE endpoint itself; report the status to the "
-            "API's owner.",
-        )
-    error = AuthError if status in (401, 403) else ServerError if status >= 500 else HTTPStatusError
-    what, hint = _ADVICE.get(status) or _ADVICE[500 if status >= 500 else 400]
-    if retry_after := response.headers.get("retry-after"):
-        hint += f" (Retry-After: {retry_after[:40]})"
-    status_line = f"HTTP {status} {httpx2.codes.get_reason_phrase(status)}".rstrip()
-    return error(
-        f"{what}: {status_line} from {where}.{said}",
-        status=status,
-        body_excerpt=quoted,
-        hint=hint,
+def _undecodable(where: str, exc: httpx2.DecodingError) -> ProtocolError:
+    return ProtocolError(
+        f"The event stream from {where} could not be decoded: {exc}.",
+        hint="The server's Content-Encoding is broken; report it to the API's owner.",
     )
-
-
-async def _read_excerpt(response: httpx2.Response) -> str:
-    """The start of an error body as one short, printable line (read at most 64 KiB).
-
-    The read takes at most `EXCERPT_READ_SECONDS` and half of the caller's remaining time, and
-    is shielded: should the caller's deadline pass meanwhile, the refusal is still reported
-    (with what arrived) rather than lost to the cancellation.
-    """
-    body = bytearray()
-    remaining = anyio.current_effective_deadline() - anyio.current_time()
-    with anyio.move_on_after(max(0.0, min(EXCERPT_READ_SECONDS, remaining / 2)), shield=True):
-        try:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= EXCERPT_READ_BYTES:
-                    break
-        except httpx2.HTTPError:
-            pass  # a body cut short still says something
-    html_page = "html" in response.headers.get("content-type", "").lower()
-    return excerpt(body[:EXCERPT_READ_BYTES].decode("utf-8", "replace"), html_markup=html_page)
 
 
 def _dropped(request: PreparedRequest) -> UpstreamError:
@@ -402,30 +376,6 @@ def _dropped(request: PreparedRequest) -> UpstreamError:
 def _is_event_stream(response: httpx2.Response) -> bool:
     media_type = response.headers.get("content-type", "").partition(";")[0]
     return media_type.strip().lower() == "text/event-stream"
-
-
-def _transient(exc: UpstreamError) -> bool:
-    """Worth another reconnect: the server may be restarting or shedding load."""
-    return isinstance(exc, ConnectError | ServerError) or exc.status in _TRANSIENT
-
-
-def _backoff(retry_ms: int, failures: int, cap_ms: int) -> float:
-    """Seconds to wait: the server's delay, doubled per consecutive failed attempt, +-20 %,
-    and never less than `MIN_BACKOFF_MS` (a `retry: 0` server dropping at once would otherwise
-    be hammered in a busy loop).
-
-    Clamped to `MAX_BACKOFF_MS` before any float arithmetic, so that no number (a `retry:` of
-    10**18, a `retry_timeout` of 10**400 in options built by hand) can overflow.
-    """
-    cap_ms = max(min(cap_ms, MAX_BACKOFF_MS), MIN_BACKOFF_MS)
-    delay = max(min(retry_ms, cap_ms), MIN_BACKOFF_MS)
-    delay = min(delay << min(failures, 32), cap_ms)
-    return max(delay * random.uniform(0.8, 1.2), MIN_BACKOFF_MS) / 1000
-
-
-def _where(method: str, url: str | httpx2.URL) -> str:
-    """Method and URL without the query or user info, which may hold secrets."""
-    return f"{method} {display_url(str(url))}"
 
 
 async def _close(response: httpx2.Response) -> None:
