@@ -273,6 +273,11 @@ class Accepted:
         self.bytes = 0
 
     @property
+    def state(self) -> StreamState:
+        """The stream's state: reconnects, the connection's last event id, whether it is open."""
+        return self._state
+
+    @property
     def last_event_id(self) -> str:
         """Where to resume: after the last event consumed, never after one `max_bytes` left out."""
         return self._cursor

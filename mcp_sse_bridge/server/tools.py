@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import anyio
@@ -31,6 +31,8 @@ from .. import __version__
 from ..calls.batch import Batch
 from ..calls.bridge import Bridge
 from ..errors import BridgeError, UpstreamError, excerpt
+from ..subscriptions.registry import Pin, SubscriptionLimits
+from .live import NotifyingServer, SubscriptionLayer
 from .stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
@@ -87,21 +89,34 @@ BATCH_SCHEMA: dict[str, Any] = {
 }
 """The tool's `outputSchema`: the shape of `batch.Batch.to_dict()`."""
 
+DEFAULT_SUBSCRIPTIONS = SubscriptionLimits()
 ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, open_world_hint=True)
 SUMMARY_CHARS = 100
 
 
-def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bridge]:
+def build_server(
+    bridge: Bridge,
+    *,
+    liveness_seconds: float = 5.0,
+    subscriptions: SubscriptionLimits | None = DEFAULT_SUBSCRIPTIONS,
+    pinned: Sequence[Pin] = (),
+) -> Server[Bridge]:
     """An MCP server exposing `bridge.tools`; the bridge is entered for the server's lifespan.
 
     `liveness_seconds` is the least time between two progress notifications while the upstream
-    is quiet (hosts like Claude Code reset their call timer on each notification).
+    is quiet (hosts like Claude Code reset their call timer on each notification). With
+    `subscriptions` (None: off) the four subscription tools, the subscription resources and
+    their notifications are added (`live.py`), and `pinned` ones start with the server.
     """
     tools = [_describe(bridge, name) for name in bridge.tools]
+    layer = None
+    if subscriptions is not None and bridge.tools:
+        layer = SubscriptionLayer(bridge, subscriptions, pinned=pinned)
+        tools += layer.tools
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: Server[Bridge]) -> AsyncIterator[Bridge]:
-        async with bridge:
+        async with bridge, layer.running() if layer else contextlib.nullcontext():
             yield bridge
 
     async def list_tools(
@@ -115,9 +130,13 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
         arguments = dict(params.arguments or {})
         report = ctx.session.report_progress if wants_progress(ctx) else None
         try:
-            batch = await call_with_progress(
-                bridge, params.name, arguments, report, liveness_seconds
-            )
+            if layer is not None and params.name in layer.names:
+                data = await layer.call(ctx, params.name, arguments)
+            else:
+                batch = await call_with_progress(
+                    bridge, params.name, arguments, report, liveness_seconds
+                )
+                data = batch.to_dict()
         except BridgeError as err:
             logger.info("tool %s failed: %s", params.name, error_text(err))
             return error_result(error_text(err))
@@ -127,7 +146,6 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
                 f"Internal error in mcp-sse-bridge while calling {params.name!r}. "
                 "The server's log (stderr) has the details; please report it."
             )
-        data = batch.to_dict()
         try:
             text = batch_text(data)
         except ValueError as err:
@@ -142,7 +160,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
             content=[types.TextContent(type="text", text=text)], structured_content=data
         )
 
-    return Server(
+    return (NotifyingServer if layer else Server)(
         "mcp-sse-bridge",
         version=__version__,
         title="SSE bridge",
@@ -150,6 +168,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
         lifespan=lifespan,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **(layer.handlers() if layer else {}),
     )
 
 

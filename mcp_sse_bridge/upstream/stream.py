@@ -29,6 +29,9 @@ through async generators cost a quarter of a filtered call. Decisions worth know
   most half the time left): a body that trickles must not eat the call's budget and turn the
   refusal into an empty batch; the typed error comes with whatever arrived.
 - A request with a body is never re-sent after a drop (a POST may not be idempotent).
+- A subscription's feed has no deadline: with `reconnect_after_end` a clean end of the body is
+  reconnected like a drop (as EventSource does), `max_failures` ends the retries, and
+  `state.watch` hears each connection open and close (its live/reconnecting state).
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class StreamOptions:
     max_line_bytes: int = 1 << 20
     max_event_bytes: int = 1 << 20
     allow_insecure_http: bool = False  # for redirect targets, as for the first URL
+    reconnect_after_end: bool = False  # a feed: a clean end of the body is reconnected too
+    max_failures: int | None = None  # consecutive failed reconnects before giving up (None: never)
 
 
 @dataclass
@@ -113,6 +118,10 @@ class StreamState:
     oversized: int = 0
     connecting: bool = False  # True from the start of `open_chunks` to its first handshake
     where: str = ""  # method and URL of the latest attempt, for messages (no query, no userinfo)
+    connected: bool = False  # a response body is being read right now
+    watch: Callable[[], None] | None = (
+        None  # told when `connected` changes (a subscription's state)
+    )
 
 
 async def open_chunks(
@@ -150,13 +159,15 @@ async def open_chunks(
         try:
             request, response = await _establish(client, connect, options, state, refresh_auth)
         except UpstreamError as exc:
-            if not (reconnecting and _transient(exc)):
-                raise
             failures += 1
+            given_up = options.max_failures is not None and failures >= options.max_failures
+            if not (reconnecting and _transient(exc)) or given_up:
+                raise
             continue
         state.connecting = False
         if response is None:
             return
+        _set_connected(state, True)
         delivered = False
         try:
             async for chunk in response.aiter_bytes():
@@ -167,7 +178,8 @@ async def open_chunks(
                 if events:
                     delivered = True
                     yield events
-            return
+            if not (options.reconnect_after_end and options.reconnect and not request.has_body):
+                return
         except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
             if not options.reconnect or request.has_body:
                 raise _dropped(request) from exc
@@ -178,10 +190,17 @@ async def open_chunks(
                 hint="The server's Content-Encoding is broken; report it to the API's owner.",
             ) from exc
         finally:
+            _set_connected(state, False)
             parser.close()
             await _close(response)
         failures = 0 if delivered else failures + 1
         reconnecting = True
+
+
+def _set_connected(state: StreamState, connected: bool) -> None:
+    state.connected = connected
+    if state.watch is not None:
+        state.watch()
 
 
 async def _establish(
