@@ -115,10 +115,12 @@ async def client_for(
     subscriptions: SubscriptionLimits = SUBSCRIPTIONS,
     pinned: tuple[Pin, ...] = (),
     message_handler: Any = None,
+    limits: Limits = LIMITS,
     **template: Any,
 ) -> AsyncIterator[mcp.Client]:
     url = upstream if isinstance(upstream, str) else upstream.url
-    server = build_server(make_bridge(url, **template), subscriptions=subscriptions, pinned=pinned)
+    bridge = make_bridge(url, limits=limits, **template)
+    server = build_server(bridge, subscriptions=subscriptions, pinned=pinned)
     async with mcp.Client(server, mode=mode, message_handler=message_handler) as client:
         yield client
 
