@@ -159,7 +159,7 @@ class Registry:
                 for feed in list(self._feeds.values()):
                     await feed.done.wait()
             tg.cancel_scope.cancel()
-            await tg.__aexit__(*exc_info)
+            await tg.__aexit__(None, None, None)  # the body's own exception propagates as is
         for sub_id in list(self._feeds):
             await self.store.delete(sub_id)
         self._feeds.clear()
