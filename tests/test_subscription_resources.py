@@ -7,18 +7,27 @@ second per subscription) and `list_changed`, through the client's message handle
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import re
+import sys
 import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 
-from tests.feeds import MODES, Ticker, client_for, read, subscribe, ticking
+from tests.feeds import MODES, SECRET, Ticker, client_for, manual_doc, read, subscribe, ticking
+
+ROOT = Path(__file__).parent.parent
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +120,50 @@ async def test_listen_streams_of_2026_get_updates_and_list_changes():
                     if ResourcesListChanged() in seen and ResourceUpdated(uri=uri) in seen:
                         break
     assert ResourceUpdated(uri=uri) in seen and ResourcesListChanged() in seen
+
+
+@contextlib.asynccontextmanager
+async def http_bridge(manual: Path) -> AsyncIterator[str]:
+    """`serve --transport http --port 0` as a process; yields its /mcp URL."""
+    command = [sys.executable, "-m", "mcp_sse_bridge", "--transport", "http", "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "API_KEY": SECRET}
+    async with await anyio.open_process([*command, "--manual", str(manual)], env=env) as process:
+        assert process.stderr is not None
+        banner = b""
+        with anyio.fail_after(20):
+            while b"/mcp" not in banner:
+                banner += await process.stderr.receive()
+        try:
+            yield re.search(rb"http://127\.0\.0\.1:\d+/mcp", banner)[0].decode()
+        finally:
+            process.terminate()
+            with anyio.fail_after(10):
+                await process.wait()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_over_stateful_streamable_http_both_eras_hear_updates(tmp_path: Path, mode: str):
+    heard = Heard()
+    ticker = Ticker(0.02)
+    async with ticking(ticker) as upstream:
+        manual = tmp_path / "feed.json"
+        manual.write_text(json.dumps(manual_doc(upstream.url)))
+        async with (
+            http_bridge(manual) as url,
+            mcp.Client(url, mode=mode, message_handler=heard) as client,
+        ):
+            sub = (await subscribe(client))["subscription"]
+            uri = f"sse://subscriptions/{sub}"
+            if mode == "legacy":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource(uri)
+                await heard.until(lambda: len(heard.updated) >= 1)
+            else:
+                async with client.listen(resource_subscriptions=[uri]) as listening:
+                    with anyio.fail_after(5):
+                        event = await anext(aiter(listening))
+                assert event == ResourceUpdated(uri=uri)
+            result = await read(client, sub, max_events=1000)
+        await upstream.wait_for_client_close(timeout=5)
+    assert result["count"] > 0
