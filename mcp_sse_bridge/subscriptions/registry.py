@@ -229,7 +229,7 @@ class Registry:
         guard = 3 * self.bridge.limits.connect_timeout
         with anyio.move_on_after(guard):
             await feed.ready.wait()
-        if feed.state in ("live", "reconnecting"):
+        if feed.connected:  # even if it ended since: its events are buffered
             return
         failure: BridgeError
         if feed.error is not None:
