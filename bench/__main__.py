@@ -20,6 +20,7 @@ from bench import (
     bench_latency,
     bench_shaping,
     bench_startup,
+    bench_subscriptions,
     parser_rows,
     report,
 )
@@ -33,6 +34,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, float, float]] = {
     "latency": (bench_latency, 120, 45),
     "shaping": (bench_shaping, 180, 90),
     "startup": (bench_startup, 180, 60),
+    "subscriptions": (bench_subscriptions, 180, 90),
 }
 
 

@@ -52,6 +52,12 @@ class ArgumentError(BridgeError):
         self.argument = argument
 
 
+class LimitError(BridgeError):
+    """A bridge-wide limit was reached (subscriptions); the message names the flag to raise."""
+
+    kind = "limit"
+
+
 class InsecureURLError(BridgeError):
     """A plain-http URL to a non-loopback host, without `--allow-insecure-http`."""
 

@@ -191,6 +191,11 @@ class Accepted:
         self.bytes = 0
 
     @property
+    def state(self) -> StreamState:
+        """The stream's state: reconnects, the connection's last event id, whether it is open."""
+        return self._state
+
+    @property
     def last_event_id(self) -> str:
         """Where to resume: the stream's last event ID after the last event consumed and the
         id-only blocks that followed it (an empty list from the stream), whatever block set it;

@@ -23,7 +23,9 @@ import contextlib
 import copy
 import http.cookiejar
 import logging
-from collections.abc import AsyncIterator, Mapping
+import math
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +47,11 @@ from ..upstream.transport import (
 )
 from ..urls import check_url
 from .arguments import CallPlan, Limits, argument_validator, control_schema, plan_call
-from .batch import Accepted, Batch, EventFilter, OnEvent
+from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
 from .redaction import HTTP_LOGGERS, RedactingFilter, auth_secrets, known_secrets, redacted
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
+ENDLESS = Bounds(max_events=sys.maxsize, max_seconds=math.inf)  # a subscription's feed
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ class Bridge:
         """
         secrets = self.secrets.copy()
         try:
-            async with self._open(name, arguments, secrets, observer) as run:
+            async with self._open(name, arguments, secrets, observer=observer) as run:
                 return await run.collect(on_event)
         except BridgeError as exc:
             raise redacted(exc, secrets) from None
@@ -182,12 +185,41 @@ class Bridge:
             raise redacted(exc, secrets) from None
 
     @contextlib.asynccontextmanager
+    async def feed(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        watch: Callable[[], None] | None = None,
+        max_failures: int | None = None,
+    ) -> AsyncIterator[Accepted]:
+        """One endless pass for a subscription: the call's validation, filters, reconnects and
+        redaction, but no bound at all, and a clean end of the body reconnected like a drop.
+
+        `watch` hears each upstream connection open and close (`pass.state.connected`); after
+        `max_failures` consecutive failed reconnects the last error is raised. Errors leaving the
+        block are redacted, as `call`'s are.
+        """
+        secrets = self.secrets.copy()
+        try:
+            async with self._open(
+                name, arguments, secrets, endless=True, watch=watch, max_failures=max_failures
+            ) as run:
+                yield run
+        except BridgeError as exc:
+            raise redacted(exc, secrets) from None
+
+    @contextlib.asynccontextmanager
     async def _open(
         self,
         name: str,
         arguments: Mapping[str, Any],
         secrets: SecretRegistry,
+        *,
         observer: StreamObserver | None = None,
+        endless: bool = False,
+        watch: Callable[[], None] | None = None,
+        max_failures: int | None = None,
     ) -> AsyncIterator[Accepted]:
         """Validate, substitute, build and check the request; open the stream and its pass."""
         if self._client is None or self._streams is None:
@@ -229,8 +261,10 @@ class Bridge:
             max_retry_ms=max(MAX_RETRY_MS, template.retry_timeout),
             connect_timeout=self.limits.connect_timeout,
             allow_insecure_http=self.allow_insecure_http,
+            reconnect_after_end=endless,
+            max_failures=max_failures,
         )
-        state = StreamState(last_event_id=plan.last_event_id)
+        state = StreamState(last_event_id=plan.last_event_id, watch=watch)
         types = plan.event_types
         if template.event_type is not None:
             types = frozenset({template.event_type})
@@ -243,7 +277,7 @@ class Bridge:
                 chunks,
                 state,
                 filter=event_filter,
-                bounds=plan.bounds,
+                bounds=ENDLESS if endless else plan.bounds,
                 redact=secrets.redact if secrets else None,
                 shaping=plan.shaping,
             )

@@ -41,7 +41,7 @@ async def run_demo(out: TextIO, *, interval: float = 0.15) -> None:
         resources.as_file(manual) as manual_path,
         run_feed(interval=interval, api_key=api_key) as base_url,
     ):
-        args = ["-m", "mcp_sse_bridge", "--manual", str(manual_path)]
+        args = ["-m", "mcp_sse_bridge", "--manual", str(manual_path), "--no-subscriptions"]
         args += ["--var", f"DEMO_BASE_URL={base_url}"]
         server = StdioServerParameters(
             command=sys.executable, args=args, env={"DEMO_API_KEY": api_key}

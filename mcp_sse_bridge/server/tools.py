@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import anyio
@@ -33,6 +33,8 @@ from ..calls.bridge import Bridge
 from ..errors import BridgeError, UpstreamError, excerpt
 from ..shaping import render_lines
 from ..shaping.schema import SUMMARY_SCHEMA
+from ..subscriptions.registry import Pin, SubscriptionLimits
+from .live import NotifyingServer, SubscriptionLayer
 from .stdio import nonblocking_stdio
 
 logger = logging.getLogger(__name__)
@@ -111,21 +113,34 @@ BATCH_SCHEMA: dict[str, Any] = {
 }
 """The tool's `outputSchema`: the shape of `batch.Batch.to_dict()`."""
 
+DEFAULT_SUBSCRIPTIONS = SubscriptionLimits()
 ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, open_world_hint=True)
 SUMMARY_CHARS = 100
 
 
-def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bridge]:
+def build_server(
+    bridge: Bridge,
+    *,
+    liveness_seconds: float = 5.0,
+    subscriptions: SubscriptionLimits | None = DEFAULT_SUBSCRIPTIONS,
+    pinned: Sequence[Pin] = (),
+) -> Server[Bridge]:
     """An MCP server exposing `bridge.tools`; the bridge is entered for the server's lifespan.
 
     `liveness_seconds` is the least time between two progress notifications while the upstream
-    is quiet (hosts like Claude Code reset their call timer on each notification).
+    is quiet (hosts like Claude Code reset their call timer on each notification). With
+    `subscriptions` (None: off) the four subscription tools, the subscription resources and
+    their notifications are added (`live.py`), and `pinned` ones start with the server.
     """
     tools = [_describe(bridge, name) for name in bridge.tools]
+    layer = None
+    if subscriptions is not None and bridge.tools:
+        layer = SubscriptionLayer(bridge, subscriptions, pinned=pinned)
+        tools += layer.tools
 
     @contextlib.asynccontextmanager
     async def lifespan(_server: Server[Bridge]) -> AsyncIterator[Bridge]:
-        async with bridge:
+        async with bridge, layer.running() if layer else contextlib.nullcontext():
             yield bridge
 
     async def list_tools(
@@ -139,9 +154,13 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
         arguments = dict(params.arguments or {})
         report = ctx.session.report_progress if wants_progress(ctx) else None
         try:
-            batch = await call_with_progress(
-                bridge, params.name, arguments, report, liveness_seconds
-            )
+            if layer is not None and params.name in layer.names:
+                data, style, note = await layer.call(ctx, params.name, arguments), "json", None
+            else:
+                batch = await call_with_progress(
+                    bridge, params.name, arguments, report, liveness_seconds
+                )
+                data, style, note = batch.to_dict(), batch.format, batch.note
         except BridgeError as err:
             logger.info("tool %s failed: %s", params.name, error_text(err))
             return error_result(error_text(err))
@@ -151,9 +170,8 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
                 f"Internal error in mcp-sse-bridge while calling {params.name!r}. "
                 "The server's log (stderr) has the details; please report it."
             )
-        data = batch.to_dict()
         try:
-            content = result_content(batch, data)
+            content = result_content(data, style, note)
         except ValueError as err:
             logger.error("tool %s: the batch cannot be sent as JSON: %s", params.name, err)
             return error_result(
@@ -164,7 +182,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
             )
         return types.CallToolResult(content=content, structured_content=data)
 
-    return Server(
+    return (NotifyingServer if layer else Server)(
         "mcp-sse-bridge",
         version=__version__,
         title="SSE bridge",
@@ -172,6 +190,7 @@ def build_server(bridge: Bridge, *, liveness_seconds: float = 5.0) -> Server[Bri
         lifespan=lifespan,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **(layer.handlers() if layer else {}),
     )
 
 
@@ -246,16 +265,18 @@ def batch_text(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def result_content(batch: Batch, data: dict[str, Any]) -> list[types.ContentBlock]:
+def result_content(
+    data: dict[str, Any], style: str = "json", note: str | None = None
+) -> list[types.ContentBlock]:
     """The text of a result: the batch as JSON, or as lines (`format: "lines"`); a shaped
-    result in JSON starts with a block of one line saying what was done (`batch.note`), so
-    that the JSON block stays the batch and a model never takes a reduction for the stream."""
-    if batch.format == "lines":
+    result in JSON starts with a block of one line saying what was done (`note`), so that the
+    JSON block stays the batch and a model never takes a reduction for the stream."""
+    if style == "lines":
         pydantic_core.to_json(data)  # the probe of `batch_text`: refuse what cannot be sent
-        return [types.TextContent(type="text", text=render_lines(data, batch.note))]
+        return [types.TextContent(type="text", text=render_lines(data, note))]
     blocks = [types.TextContent(type="text", text=batch_text(data))]
-    if batch.note:
-        blocks.insert(0, types.TextContent(type="text", text=batch.note))
+    if note:
+        blocks.insert(0, types.TextContent(type="text", text=note))
     return blocks
 
 

@@ -32,6 +32,9 @@ through async generators cost a quarter of a filtered call. Decisions worth know
   most half the time left): a body that trickles must not eat the call's budget and turn the
   refusal into an empty batch; the typed error comes with whatever arrived.
 - A request with a body is never re-sent after a drop (a POST may not be idempotent).
+- A subscription's feed has no deadline: with `reconnect_after_end` a clean end of the body is
+  reconnected like a drop (as EventSource does), `max_failures` ends the retries, and
+  `state.watch` hears each connection open and close (its live/reconnecting state).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class StreamOptions:
     max_line_bytes: int = 1 << 20
     max_event_bytes: int = 1 << 20
     allow_insecure_http: bool = False  # for redirect targets, as for the first URL
+    reconnect_after_end: bool = False  # a feed: a clean end of the body is reconnected too
+    max_failures: int | None = None  # consecutive failed reconnects before giving up (None: never)
 
     def parser(self, last_event_id: str, observe: LineHook | None = None) -> EventStreamParser:
         """The parser for one logical stream; it outlives each connection."""
@@ -101,7 +106,7 @@ class StreamOptions:
     def policies(self) -> tuple[RetryPolicy, RetryPolicy]:
         """The retry rules before a stream is established (bounded) and after (the deadline)."""
         first = RetryPolicy(self.retry_ms, self.max_retry_ms, self.first_attempts)
-        return first, RetryPolicy(self.retry_ms, self.max_retry_ms)
+        return first, RetryPolicy(self.retry_ms, self.max_retry_ms, self.max_failures)
 
 
 @dataclass
@@ -114,6 +119,8 @@ class StreamState:
     connecting: bool = False  # True from the start of `open_chunks` to its first handshake
     where: str = ""  # method and URL of the latest attempt, for messages (no query, no userinfo)
     refused: str = ""  # the latest refusal of the first connection, when it is being retried
+    connected: bool = False  # a response body is being read right now
+    watch: Callable[[], None] | None = None  # told when `connected` changes (a feed's state)
 
 
 async def open_chunks(
@@ -160,19 +167,22 @@ async def open_chunks(
             return
         if observer is not None:
             observer.response(response)
+        _set_connected(state, True)
         delivered = False
         try:
             async for chunk in response.aiter_bytes():
                 if (events := _feed(parser, state, chunk)) is not None:
                     delivered = delivered or bool(events)
                     yield events
-            return
+            if not (options.reconnect_after_end and options.reconnect and not request.has_body):
+                return
         except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
             if not options.reconnect or request.has_body:
                 raise _dropped(request) from exc
         except httpx2.DecodingError as exc:
             raise _undecodable(state.where, exc) from exc
         finally:
+            _set_connected(state, False)
             parser.close()
             await _close(response)
         failures = 0 if delivered else failures + 1
@@ -223,6 +233,12 @@ async def _wait_to_retry(
         )
     await anyio.sleep(delay)
     state.reconnects += 1
+
+
+def _set_connected(state: StreamState, connected: bool) -> None:
+    state.connected = connected
+    if state.watch is not None:
+        state.watch()
 
 
 async def _establish(
