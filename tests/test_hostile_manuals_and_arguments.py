@@ -90,7 +90,7 @@ async def test_odd_tool_names_reach_an_mcp_client_valid_unique_and_callable(mode
             for n in ("one", "two")
         ]
         bridge = Bridge(manuals, variables=Variables({}, environ={}))
-        async with mcp.Client(build_server(bridge), mode=mode) as client:
+        async with mcp.Client(build_server(bridge, subscriptions=None), mode=mode) as client:
             listed = (await client.list_tools()).tools
             for item in listed:
                 assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", item.name), item.name

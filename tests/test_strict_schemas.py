@@ -23,6 +23,7 @@ from mcp_sse_bridge.calls.bridge import Bridge, Limits
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS, Manual, load_manual, parse_manual
 from mcp_sse_bridge.manual.portability import strict_problems
 from mcp_sse_bridge.manual.variables import Variables
+from mcp_sse_bridge.server.subscription_tools import NAMES as SUBSCRIPTION_TOOLS
 from mcp_sse_bridge.server.tools import BATCH_SCHEMA, build_server
 
 pytestmark = pytest.mark.anyio
@@ -173,11 +174,12 @@ async def test_every_tool_of_every_shipped_manual_lists_strict_input_and_output_
 ) -> None:
     manuals = shipped_manuals()
     tools = await listed(Bridge(manuals, variables=Variables(environ={})), mode)
-    assert len(tools) == sum(len(m.tools) for m in manuals) >= 8
+    assert len(tools) == sum(len(m.tools) for m in manuals) + len(SUBSCRIPTION_TOOLS) >= 12
     for tool in tools:
         assert strict_findings(tool.input_schema) == [], tool.name
         assert strict_findings(tool.output_schema) == [], tool.name
-        assert set(RESERVED_ARGUMENTS) <= set(tool.input_schema["properties"])
+        if tool.name not in SUBSCRIPTION_TOOLS:
+            assert set(RESERVED_ARGUMENTS) <= set(tool.input_schema["properties"])
 
 
 def control_manual() -> Manual:
@@ -214,9 +216,10 @@ async def test_the_generated_control_arguments_are_strict_whatever_the_limits_an
 ) -> None:
     bridge = Bridge([control_manual()], variables=Variables(environ={}), limits=limits)
     tools = await listed(bridge, mode)
-    assert [tool.name for tool in tools] == ["ticks", "jobs"]
+    assert [tool.name for tool in tools] == ["ticks", "jobs", *SUBSCRIPTION_TOOLS]
     for tool in tools:
-        assert set(RESERVED_ARGUMENTS) <= set(tool.input_schema["properties"])
+        if tool.name not in SUBSCRIPTION_TOOLS:
+            assert set(RESERVED_ARGUMENTS) <= set(tool.input_schema["properties"])
         assert strict_findings(tool.input_schema) == [], tool.name
         assert strict_findings(tool.output_schema) == [], tool.name
 
@@ -269,7 +272,8 @@ async def test_a_manual_with_untyped_inputs_warns_at_load_and_is_served_as_writt
         "loose.json: tools[0].inputs.properties.n gives a list as its type, which strict MCP "
         'clients flag: write "anyOf": [{"type": "integer"}, {"type": "null"}] instead',
     ]
-    (tool,) = await listed(Bridge([manual], variables=Variables(environ={})), mode)
+    tool, *others = await listed(Bridge([manual], variables=Variables(environ={})), mode)
+    assert [other.name for other in others] == list(SUBSCRIPTION_TOOLS)
     assert {name: tool.input_schema["properties"][name] for name in properties} == properties
     assert strict_findings(tool.input_schema) == [
         (("properties", "q"), "untyped-schema"),

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from mcp_sse_bridge.manual import RESERVED_ARGUMENTS
+from mcp_sse_bridge.server.subscription_tools import NAMES as SUBSCRIBING
 from tests.acceptance.bridges import (
     TRANSPORTS,
     connect,
@@ -80,9 +81,10 @@ def feed_tools(base: str) -> list[dict[str, Any]]:
 
 def check_listing(tools: list[types.Tool]) -> None:
     """What hosts rely on in tools/list: names they accept, a title, valid JSON Schemas whose
-    defaults are valid, the control arguments, the output schema and the read-only hints."""
-    assert [t.name for t in tools] == ["ticks", "missing", "hold"]
-    for listed in tools:
+    defaults are valid, the control arguments, the output schema and the read-only hints; the
+    subscription tools follow the manual's."""
+    assert [t.name for t in tools] == ["ticks", "missing", "hold", *SUBSCRIBING]
+    for listed in tools[:3]:
         assert MCP_NAME.fullmatch(listed.name), listed.name
         assert listed.title and "\n" not in listed.title
         assert listed.description
@@ -190,7 +192,9 @@ async def test_initialize_and_ping_work_in_every_protocol_version(tmp_path: Path
                     )
                     agreed[offer] = version
                     assert pong["result"] == {}, (offer, pong)
-                    assert [t["name"] for t in listing["result"]["tools"]] == ["t"], offer
+                    assert [t["name"] for t in listing["result"]["tools"]] == ["t", *SUBSCRIBING], (
+                        offer
+                    )
                     assert json.loads(called["result"]["content"][0]["text"])["count"] == 2, offer
                 evil = await http.post(
                     url,
@@ -207,4 +211,4 @@ async def test_initialize_and_ping_work_in_every_protocol_version(tmp_path: Path
     }
     assert agreed == expected
     assert 400 <= evil.status_code < 500
-    assert names == ["t"] and (modern_batch or {})["count"] == 1
+    assert names == ["t", *SUBSCRIBING] and (modern_batch or {})["count"] == 1

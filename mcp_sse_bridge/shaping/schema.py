@@ -22,7 +22,7 @@ _FIELD: dict[str, Any] = {
                 "count": _COUNT,
                 "min": {"type": "number"},
                 "max": {"type": "number"},
-                "mean": {"type": ["number", "null"]},
+                "mean": {"anyOf": [{"type": "number"}, {"type": "null"}]},
                 "last": {"type": "number"},
             },
         },
