@@ -23,7 +23,7 @@ from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
 from .resources import Notifier, ResourceHandlers
-from .subscription_tools import NAMES, SubscriptionTools, check_names
+from .subscription_tools import NAMES, Result, SubscriptionTools, check_names
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SubscriptionLayer:
 
     async def call(
         self, ctx: ServerRequestContext[Any], name: str, arguments: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Result:
         self.notifier.seen(ctx)
         return await self._tools.call(name, arguments)
 

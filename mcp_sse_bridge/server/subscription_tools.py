@@ -9,6 +9,7 @@ Arguments are checked against the tools' own input schemas, which refuse unknown
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +17,10 @@ import mcp_types as types
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from ..calls.arguments import SHAPING_SCHEMA, plan_shaping
 from ..calls.bridge import Bridge
 from ..errors import ArgumentError, ManualError
+from ..shaping import Shaper
 from ..subscriptions.registry import Registry, summary
 
 SUBSCRIBE, READ, LIST, UNSUBSCRIBE = (
@@ -27,6 +30,7 @@ SUBSCRIBE, READ, LIST, UNSUBSCRIBE = (
     "unsubscribe",
 )
 NAMES = (SUBSCRIBE, READ, LIST, UNSUBSCRIBE)
+Result = tuple[dict[str, Any], str, "str | None"]  # structured result, text style, shaping note
 
 ANY_JSON: dict[str, Any] = {
     "anyOf": [
@@ -133,6 +137,7 @@ def describe_tools(registry: Registry) -> list[types.Tool]:
                         "default": 0,
                         "description": "when nothing new is buffered, wait this long for it",
                     },
+                    **SHAPING_SCHEMA,
                 },
                 required=["subscription"],
             ),
@@ -249,8 +254,14 @@ class SubscriptionTools:
             tool.name: Draft202012Validator(tool.input_schema) for tool in self.tools
         }
 
-    async def call(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def call(self, name: str, arguments: Mapping[str, Any]) -> Result:
+        """The structured result, the text style (`format`) and the shaping note."""
         self._check(name, arguments)
+        if name == READ:
+            return await self._read(arguments)
+        return await self._answer(name, arguments), "json", None
+
+    async def _answer(self, name: str, arguments: Mapping[str, Any]) -> Any:
         registry = self.registry
         if name == SUBSCRIBE:
             joined = await registry.subscribe(
@@ -262,21 +273,40 @@ class SubscriptionTools:
             )
             item = self._summary(joined.record)
             return {**item, "cursor": joined.cursor, "joined": joined.joined}
-        if name == READ:
-            call = registry.bridge.limits
-            read = await registry.read(
-                arguments["subscription"],
-                cursor=arguments.get("cursor"),
-                max_events=arguments.get("max_events", call.default_max_events),
-                max_bytes=call.max_bytes,
-                wait_seconds=arguments.get("wait_seconds", 0),
-            )
-            read.events = shape(read.events, arguments)
-            return read.to_dict()
         if name == LIST:
             items = [self._summary(record) for record in await registry.records()]
             return {"subscriptions": items, "count": len(items)}
         return self._summary(await registry.unsubscribe(arguments["subscription"]))
+
+    async def _read(self, arguments: Mapping[str, Any]) -> Result:
+        """A read, shaped like a call's batch: `latest_per` and `summary` fold everything
+        buffered after the cursor (`max_events` then caps the keys or samples, and `max_bytes`
+        applies to the shaped result); `fields` projects the events of a plain read."""
+        registry, call = self.registry, self.registry.bridge.limits
+        shaping = plan_shaping(arguments)
+        max_events = arguments.get("max_events", call.default_max_events)
+        read = await registry.read(
+            arguments["subscription"],
+            cursor=arguments.get("cursor"),
+            max_events=registry.limits.max_buffer_events if shaping.reduces else max_events,
+            max_bytes=None if shaping.reduces else call.max_bytes,
+            wait_seconds=arguments.get("wait_seconds", 0),
+        )
+        data = read.to_dict()
+        if not shaping.shapes:
+            return data, shaping.format, None
+        shaper = Shaper(shaping, max_events=max_events, summary_limit=call.max_summary_events)
+        for event in data["events"]:
+            shaper.feed([event], _epoch(event["received_at"]))
+        shaped = shaper.result(call.max_bytes if shaping.reduces else None)
+        data["events"], data["count"] = shaped.events, len(shaped.events)
+        if shaped.folded is not None:
+            data["folded"] = shaped.folded
+        if shaped.summary is not None:
+            data["summary"] = shaped.summary
+        data["skipped"]["filtered"] += shaped.filtered
+        data["skipped"].update(shaped.skipped)
+        return data, shaping.format, shaped.note
 
     def _summary(self, record: Any) -> dict[str, Any]:
         return summary(
@@ -305,8 +335,6 @@ class SubscriptionTools:
         )
 
 
-def shape(events: list[dict[str, Any]], arguments: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Result shaping's seam: the call tools' shaping arguments (fields, latest_per, summary,
-    format; their own issue) will apply here to a read's events, as they do to a batch's. Until
-    then the events pass unchanged."""
-    return events
+def _epoch(received_at: str) -> float:
+    """A buffered event's `received_at` (UTC, ISO 8601) as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(received_at).timestamp()

@@ -155,7 +155,7 @@ def build_server(
         report = ctx.session.report_progress if wants_progress(ctx) else None
         try:
             if layer is not None and params.name in layer.names:
-                data, style, note = await layer.call(ctx, params.name, arguments), "json", None
+                data, style, note = await layer.call(ctx, params.name, arguments)
             else:
                 batch = await call_with_progress(
                     bridge, params.name, arguments, report, liveness_seconds

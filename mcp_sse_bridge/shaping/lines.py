@@ -45,6 +45,9 @@ def render_lines(batch: dict[str, Any], note: str | None = None) -> str:
     )
     if "folded" in batch:
         head += f" folded={batch['folded']}"
+    for key in ("cursor", "has_more", "dropped", "state"):  # a subscription read's place
+        if key in batch:
+            head += f" {key}={_compact(batch[key])}"
     lines = [head]
     if "error" in batch:
         lines.append(f"error: {' '.join(batch['error'].split())}")
