@@ -19,6 +19,7 @@ from bench import (
     bench_firehose,
     bench_latency,
     bench_startup,
+    bench_subscriptions,
     parser_rows,
     report,
 )
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, float, float]] = {
     "concurrency": (bench_concurrency, 180, 60),
     "latency": (bench_latency, 120, 45),
     "startup": (bench_startup, 180, 60),
+    "subscriptions": (bench_subscriptions, 180, 90),
 }
 
 

@@ -100,7 +100,9 @@ async def session(
     handler: Handler, mode: str, *, limits: Limits = DEFAULT_LIMITS, liveness: float = 5.0
 ) -> AsyncIterator[tuple[mcp.Client, SSEServer]]:
     async with serve(handler) as upstream:
-        server = build_server(make_bridge(upstream.url, limits=limits), liveness_seconds=liveness)
+        server = build_server(
+            make_bridge(upstream.url, limits=limits), liveness_seconds=liveness, subscriptions=None
+        )
         async with mcp.Client(server, mode=mode) as client:
             yield client, upstream
 
@@ -166,7 +168,7 @@ async def test_several_manuals_get_prefixed_tool_names() -> None:
         for name in ("alpha", "beta")
     ]
     bridge = Bridge(manuals, variables=Variables(environ={}))
-    async with mcp.Client(build_server(bridge), mode="legacy") as client:
+    async with mcp.Client(build_server(bridge, subscriptions=None), mode="legacy") as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
     assert names == ["alpha_ticks", "alpha_job-status", "beta_ticks", "beta_job-status"]
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) for name in names)
@@ -409,7 +411,7 @@ async def test_connection_refused_is_an_error_result(mode: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = build_server(make_bridge(f"http://127.0.0.1:{port}"))
+    server = build_server(make_bridge(f"http://127.0.0.1:{port}"), subscriptions=None)
     async with mcp.Client(server, mode=mode) as client:
         with anyio.fail_after(10):
             result = await client.call_tool("ticks", {"symbol": "X"})
@@ -444,7 +446,7 @@ async def test_an_unexpected_failure_is_a_generic_error_result(mode: str) -> Non
         json.dumps(manual_doc("http://127.0.0.1:9")), name="f", source="f", trusted=True
     )
     bridge = BrokenBridge([manual], variables=Variables({"API_KEY": SECRET}, environ={}))
-    async with mcp.Client(build_server(bridge), mode=mode) as client:
+    async with mcp.Client(build_server(bridge, subscriptions=None), mode=mode) as client:
         result = await client.call_tool("ticks", {"symbol": "X"})
         assert result.is_error
         assert "Internal error in mcp-sse-bridge while calling 'ticks'" in text_of(result)
@@ -484,7 +486,7 @@ async def test_a_batch_no_transport_can_send_is_an_error_result(
         json.dumps(manual_doc("http://127.0.0.1:9")), name="f", source="f", trusted=True
     )
     bridge = Unsendable([manual], variables=Variables({"API_KEY": SECRET}, environ={}))
-    async with mcp.Client(build_server(bridge), mode=mode) as client:
+    async with mcp.Client(build_server(bridge, subscriptions=None), mode=mode) as client:
         result = await client.call_tool("ticks", {"symbol": "X"})
         assert result.is_error
         assert "cannot be sent: an event's data is not valid UTF-8 JSON" in text_of(result)
@@ -608,7 +610,9 @@ def bridge_command(*args: str) -> list[str]:
 async def test_stdio_end_to_end_with_progress(tmp_path: Path) -> None:
     async with serve(stream(*ticks(5))) as upstream:
         manual = write_manual(tmp_path, upstream.url)
-        command = bridge_command("--manual", str(manual), "--log-level", "debug")
+        command = bridge_command(
+            "--manual", str(manual), "--log-level", "debug", "--no-subscriptions"
+        )
         params = StdioServerParameters(
             command=command[0], args=command[1:], env={"API_KEY": SECRET}
         )
@@ -644,7 +648,9 @@ async def test_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_path: Path) -> No
             {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
                 "name": "ticks", "arguments": {"symbol": "X"}, "_meta": {"progressToken": "t"}}},
         ]  # fmt: skip
-        command = bridge_command("--manual", str(manual), "--log-level", "debug")
+        command = bridge_command(
+            "--manual", str(manual), "--log-level", "debug", "--no-subscriptions"
+        )
         env = {**os.environ, "API_KEY": SECRET}
         lines: list[dict[str, Any]] = []
         with anyio.fail_after(20):
@@ -718,7 +724,9 @@ async def start_http_bridge(
     manual: Path, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[anyio.abc.Process, str]:
     """Start `serve --transport http --port 0`; the URL is read from its stderr banner."""
-    command = bridge_command("--transport", "http", "--port", "0", "--manual", str(manual), *extra)
+    command = bridge_command(
+        "--transport", "http", "--port", "0", "--manual", str(manual), "--no-subscriptions", *extra
+    )
     process = await anyio.open_process(command, env={**os.environ, **(env or {})})
     assert process.stderr is not None
     banner = b""

@@ -20,6 +20,7 @@ from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..manual import RESERVED_ARGUMENTS
 from ..urls import check_url
+from . import subscribing
 from .options import bridge_from, logger
 from .terminal import (
     LiveLine,
@@ -38,9 +39,11 @@ def serve(args: argparse.Namespace) -> int:
     from ..server.tools import build_server, run_http, run_stdio
 
     bridge = bridge_from(args)
+    limits = subscribing.limits_from(args)
+    pins = subscribing.pins_from(args, bridge, limits) if limits else []
     for problem in _problems(bridge):
         logger.warning("%s (calls to this tool will fail until fixed)", problem)
-    server = build_server(bridge)
+    server = build_server(bridge, subscriptions=limits, pinned=pins)
     _settle_heap()
     if args.transport == "stdio":
         anyio.run(run_stdio, server)
@@ -147,6 +150,8 @@ def call(args: argparse.Namespace) -> int:
         known = ", ".join(bridge.tools) or "none"
         raise UsageError(f"unknown tool {args.tool!r}; the manuals define: {known}")
     arguments = parse_arguments(args.arguments, bridge.input_schema(args.tool))
+    if args.follow:
+        return subscribing.follow(bridge, args.tool, arguments)
     line = LiveLine(sys.stderr)
 
     async def run() -> dict[str, Any]:

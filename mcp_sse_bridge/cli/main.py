@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import BridgeError, UpstreamError
 from ..manual import RESERVED_ARGUMENTS
-from . import commands
+from . import commands, subscribing
 from .options import LEVELS, Parser, common_options, port, setup_logging
 from .terminal import UsageError, drop_stdout, error_text, fail
 
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help=f"http: require `Authorization: Bearer TOKEN` (or set {commands.AUTH_TOKEN_ENV})",
     )
+    subscribing.add_options(serve)
     serve.set_defaults(run=commands.serve)
 
     listing = subparsers.add_parser(
@@ -127,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     call.add_argument("tool", help="the MCP tool name (see `list`)")
     call.add_argument("arguments", nargs="*", metavar="key=value", help="tool arguments")
+    call.add_argument(
+        "--follow",
+        action="store_true",
+        help="subscribe and print each event as a JSON line until Ctrl-C",
+    )
     call.set_defaults(run=commands.call)
 
     demo = subparsers.add_parser(
@@ -155,6 +161,9 @@ examples:
       --manual manuals/stocks.json
   mcp-sse-bridge call stream_stock_prices symbol=AAPL last_event_id=42 \\
       max_seconds=30 --manual manuals/stocks.json   # resume after event 42
+
+  mcp-sse-bridge call stream_stock_prices symbol=AAPL --follow \\
+      --manual manuals/stocks.json   # every event as a JSON line, until Ctrl-C
 
 exit codes: 0 ok, 1 the upstream failed, 2 usage or configuration error,
 130 interrupted"""

@@ -47,14 +47,14 @@ def drop_stdout() -> None:
     os.close(devnull)
 
 
-def terminal_json(value: Any) -> str:
+def terminal_json(value: Any, *, indent: int | None = 2) -> str:
     """Indented JSON for stdout that neither a terminal nor the encoder can trip over.
 
     Non-ASCII text stays readable, but C1 controls (ESC's 8-bit twins) and lone surrogates are
     written as `\\uXXXX` escapes: still the same JSON value, and no escape sequence or
     UnicodeEncodeError. (json.dumps already escapes C0 controls.)
     """
-    text = json.dumps(value, indent=2, ensure_ascii=False)
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 

@@ -44,6 +44,7 @@ class Feed:
         self.done = anyio.Event()
         self.error: BridgeError | None = None
         self.state = "connecting"
+        self.connected = False  # the first connection was made (the feed may have ended since)
         self.reason: str | None = None
         self._bridge = bridge
         self._store = store
@@ -116,6 +117,7 @@ class Feed:
             return
         self.state = "live" if stream.connected else "reconnecting"
         if stream.connected:
+            self.connected = True
             self.ready.set()
 
     def _closed_reason(self) -> str:

@@ -159,7 +159,7 @@ class Registry:
                 for feed in list(self._feeds.values()):
                     await feed.done.wait()
             tg.cancel_scope.cancel()
-            await tg.__aexit__(*exc_info)
+            await tg.__aexit__(None, None, None)  # the body's own exception propagates as is
         for sub_id in list(self._feeds):
             await self.store.delete(sub_id)
         self._feeds.clear()
@@ -229,7 +229,7 @@ class Registry:
         guard = 3 * self.bridge.limits.connect_timeout
         with anyio.move_on_after(guard):
             await feed.ready.wait()
-        if feed.state in ("live", "reconnecting"):
+        if feed.connected:  # even if it ended since: its events are buffered
             return
         failure: BridgeError
         if feed.error is not None:

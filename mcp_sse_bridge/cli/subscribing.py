@@ -1,0 +1,142 @@
+"""The command line's subscriptions: `serve`'s limit flags and `--subscribe`, and `call --follow`.
+
+`--subscribe 'TOOL key=value ...'` words are the tool's arguments as for `call`, except
+`event_types`, `match` and `buffer_events`, which are the subscription's own. Every pinned
+subscription is checked (tool, arguments) before the server starts: a typo is a usage error,
+not a log line nobody reads. `call --follow` subscribes through the same registry and prints
+each event as one JSON line on stdout until Ctrl-C (or the feed ends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+import anyio
+
+from ..calls.bridge import Bridge
+from ..errors import BridgeError
+from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
+from .options import positive
+from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
+
+DEFAULTS = SubscriptionLimits()
+OWN = ("event_types", "match", "buffer_events")  # a --subscribe word that is not the tool's
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("subscriptions")
+    group.add_argument(
+        "--no-subscriptions",
+        action="store_true",
+        help="hide the subscribe/read_subscription/list_subscriptions/unsubscribe tools",
+    )
+    group.add_argument(
+        "--subscribe",
+        action="append",
+        default=[],
+        metavar="'TOOL key=value ...'",
+        help="start a pinned subscription with the server (repeatable; never expires)",
+    )
+    group.add_argument(
+        "--max-subscriptions",
+        type=positive(int),
+        default=DEFAULTS.max_subscriptions,
+        metavar="N",
+        help="subscriptions at once (default: %(default)s)",
+    )
+    group.add_argument(
+        "--subscription-bytes-limit",
+        type=positive(int),
+        default=DEFAULTS.max_bytes,
+        metavar="N",
+        help="bytes buffered by all subscriptions together (default: %(default)s)",
+    )
+    group.add_argument(
+        "--subscription-ttl",
+        type=positive(float),
+        default=DEFAULTS.ttl_seconds,
+        metavar="S",
+        help="end an unpinned subscription unread this long (default: %(default)s)",
+    )
+    group.add_argument(
+        "--subscription-buffer-limit",
+        type=positive(int),
+        default=DEFAULTS.max_buffer_events,
+        metavar="N",
+        help="ceiling of a subscription's buffer_events (default: %(default)s)",
+    )
+
+
+def limits_from(args: argparse.Namespace) -> SubscriptionLimits | None:
+    if args.no_subscriptions:
+        if args.subscribe:
+            raise UsageError("--subscribe needs the subscription tools: drop --no-subscriptions")
+        return None
+    return SubscriptionLimits(
+        max_subscriptions=args.max_subscriptions,
+        max_bytes=args.subscription_bytes_limit,
+        ttl_seconds=args.subscription_ttl,
+        max_buffer_events=args.subscription_buffer_limit,
+    )
+
+
+def pins_from(args: argparse.Namespace, bridge: Bridge, limits: SubscriptionLimits) -> list[Pin]:
+    """The `--subscribe` specs as checked pins."""
+    if args.subscribe and len(args.subscribe) > limits.max_subscriptions:
+        raise UsageError(
+            f"{len(args.subscribe)} --subscribe flags but --max-subscriptions is "
+            f"{limits.max_subscriptions}: raise it or pin fewer"
+        )
+    return [_pin(spec, bridge, limits) for spec in args.subscribe]
+
+
+def _pin(spec: str, bridge: Bridge, limits: SubscriptionLimits) -> Pin:
+    where = f"--subscribe {spec!r}"
+    try:
+        words = shlex.split(spec)
+    except ValueError as err:
+        raise UsageError(f"{where}: {err}") from None
+    if not words:
+        raise UsageError(f"{where}: name a tool, e.g. --subscribe 'ticks symbol=AAPL'")
+    tool, pairs = words[0], words[1:]
+    if tool not in bridge.tools:
+        known = ", ".join(bridge.tools) or "none"
+        raise UsageError(f"{where}: unknown tool {tool!r}; the manuals define: {known}")
+    arguments = parse_arguments(pairs, bridge.input_schema(tool))
+    own = {key: arguments.pop(key) for key in OWN if key in arguments}
+    pin = Pin(tool, arguments, own.get("event_types"), own.get("match"), own.get("buffer_events"))
+    try:
+        Registry(bridge, limits=limits).validate(tool, arguments, pin.event_types, pin.match)
+    except BridgeError as err:
+        raise UsageError(f"{where}: {error_text(err)}") from None
+    return pin
+
+
+def follow(bridge: Bridge, tool: str, arguments: dict[str, Any]) -> int:
+    """Print the tool's feed live, one JSON line per event, until Ctrl-C or its end."""
+    blocked = ("max_events", "max_seconds", "until_event", "last_event_id")
+    if given := [key for key in blocked if key in arguments]:
+        raise UsageError(f"--follow runs until Ctrl-C: drop {', '.join(given)}")
+    own = {key: arguments.pop(key) for key in ("event_types", "match") if key in arguments}
+    return anyio.run(_follow, bridge, tool, arguments, own)
+
+
+async def _follow(bridge: Bridge, tool: str, arguments: dict[str, Any], own: dict[str, Any]) -> int:
+    async with bridge, Registry(bridge) as registry:
+        subscribed = await registry.subscribe(tool, arguments, **own)
+        sub_id, cursor = subscribed.record.id, subscribed.cursor
+        while True:
+            read = await registry.read(sub_id, cursor=cursor, max_events=1000, wait_seconds=30)
+            for event in read.events:
+                sys.stdout.write(terminal_json(event, indent=None) + "\n")
+            sys.stdout.flush()
+            if read.dropped:
+                print(f"mcp-sse-bridge: {read.dropped} events dropped", file=sys.stderr)
+            if read.state == "ended" and not read.has_more:
+                reason = printable(read.reason or "ended")
+                print(f"mcp-sse-bridge: the feed ended: {reason}", file=sys.stderr)
+                return 1 if reason.startswith("error") else 0
+            cursor = read.cursor
