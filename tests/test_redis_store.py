@@ -1,0 +1,98 @@
+"""The Redis Streams store keeps the store contract: numbering, exact drops, cursors, fencing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from mcp_sse_bridge.subscriptions.redis_store import FencedError, RedisStore
+from mcp_sse_bridge.subscriptions.store import StoredEvent, SubscriptionRecord
+
+from .redis_server import redis_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]:
+    client = Redis.from_url(redis_url)
+    prefix = f"test:{request.node.name}:"
+    yield RedisStore(client, prefix=prefix, max_bytes=1 << 20, lease_ms=2000)
+    await client.aclose()
+
+
+def record(sub_id: str = "sub_0a", key: str = "k", buffer_events: int = 3) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=sub_id,
+        key=key,
+        tool="t",
+        arguments={"a": 1},
+        event_types=None,
+        match=None,
+        buffer_events=buffer_events,
+        pinned=False,
+        created_at=1.0,
+        last_read_at=1.0,
+    )
+
+
+def event(n: int) -> StoredEvent:
+    return StoredEvent("tick", str(n), {"n": n}, "2026-12-07T00:00:00.000Z", 10)
+
+
+async def test_appends_are_numbered_and_overflow_is_dropped_exactly(store: RedisStore) -> None:
+    await store.create(record())
+    assert await store.claim("sub_0a")
+    assert await store.append("sub_0a", [event(i) for i in range(1, 6)]) == 5
+    page = await store.read("sub_0a", 0, 10)
+    assert [e.seq for e in page.events] == [3, 4, 5]
+    assert page.dropped == 2 and not page.has_more
+    assert page.events[0].data == {"n": 3}
+    described = await store.describe("sub_0a")
+    assert (described.last_seq, described.buffered, described.dropped) == (5, 3, 2)
+    page = await store.read("sub_0a", 3, 1)
+    assert [e.seq for e in page.events] == [4] and page.has_more and page.dropped == 0
+
+
+async def test_create_with_the_same_key_returns_the_first(store: RedisStore) -> None:
+    first = await store.create(record("sub_01"))
+    second = await store.create(record("sub_02"))
+    assert second.id == first.id == "sub_01"
+    assert await store.count() == 1
+    await store.delete("sub_01")
+    assert await store.count() == 0 and await store.find("k") is None
+
+
+async def test_an_append_without_the_lease_is_fenced(store: RedisStore) -> None:
+    await store.create(record())
+    with pytest.raises(FencedError):
+        await store.append("sub_0a", [event(1)])
+    assert await store.claim("sub_0a")
+    other = RedisStore(store._redis, prefix=store.prefix, max_bytes=1 << 20, lease_ms=2000)
+    assert not await other.claim("sub_0a")
+
+
+async def test_a_waiting_reader_wakes_on_an_append(store: RedisStore) -> None:
+    await store.create(record())
+    await store.claim("sub_0a")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(store.listen, lambda _id: None)
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as inner:
+
+                async def later() -> None:
+                    await anyio.sleep(0.2)
+                    await store.append("sub_0a", [event(1)])
+
+                inner.start_soon(later)
+                assert await store.wait_for_new("sub_0a", 0, 4)
+        tg.cancel_scope.cancel()
