@@ -8,8 +8,8 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from mcp_sse_bridge.subscriptions.redis_store import FencedError, RedisStore
-from mcp_sse_bridge.subscriptions.store import StoredEvent, SubscriptionRecord
+from mcp_sse_bridge.subscriptions.redis_store import RedisStore
+from mcp_sse_bridge.subscriptions.store import LeaseLost, StoredEvent, SubscriptionRecord
 
 from .redis_server import redis_server
 
@@ -74,7 +74,7 @@ async def test_create_with_the_same_key_returns_the_first(store: RedisStore) -> 
 
 async def test_an_append_without_the_lease_is_fenced(store: RedisStore) -> None:
     await store.create(record())
-    with pytest.raises(FencedError):
+    with pytest.raises(LeaseLost):
         await store.append("sub_0a", [event(1)])
     assert await store.claim("sub_0a")
     other = RedisStore(store._redis, prefix=store.prefix, max_bytes=1 << 20, lease_ms=2000)

@@ -10,6 +10,7 @@ failed reconnects in a row, or when the registry stops it; its buffer stays read
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from ..calls.batch import Accepted
 from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..upstream.stream import StreamState
-from .store import StoredEvent, SubscriptionRecord, SubscriptionStore
+from .store import StoredEvent, StoreUnavailable, SubscriptionRecord, SubscriptionStore
 
 MAX_FAILURES = 30
 """Consecutive failed reconnects before a feed gives up (the backoff is capped at 30 s, unless
@@ -38,6 +39,8 @@ class Feed:
         store: SubscriptionStore,
         record: SubscriptionRecord,
         on_append: Callable[[str], None],
+        *,
+        known_ids: frozenset[str] = frozenset(),
     ) -> None:
         self.id = record.id
         self.ready = anyio.Event()
@@ -52,6 +55,11 @@ class Feed:
         self._on_append = on_append
         self._stream: StreamState | None = None
         self._scope = anyio.CancelScope()
+        # Taken over from another process: the events already buffered (an upstream that
+        # replays them is not appended twice), and the first new event marks a gap.
+        self._known = known_ids
+        self._resumed = bool(record.last_seq)
+        self.handed_over = False  # stopped without ending: another process feeds it now
 
     @property
     def reconnects(self) -> int:
@@ -61,6 +69,12 @@ class Feed:
         """End the feed (closing the upstream connection); `reason` is what readers see."""
         if self.reason is None:
             self.reason = reason
+        self._scope.cancel()
+
+    def hand_over(self) -> None:
+        """Close the upstream connection without ending the subscription (a shared store's
+        lease was lost or released: another process carries on from the stored cursor)."""
+        self.handed_over = True
         self._scope.cancel()
 
     async def run(self) -> None:
@@ -81,6 +95,10 @@ class Feed:
                     self._stream = run.state
                     await self._buffer(run)
                 reason = self._closed_reason()
+        except StoreUnavailable as exc:  # the lease was lost, or the store is down: no writes
+            self.handed_over = True
+            if not self.ready.is_set():
+                self.error = exc
         except BridgeError as exc:
             reason = "error: " + " ".join(str(exc).split())
             if not self.ready.is_set():
@@ -92,13 +110,17 @@ class Feed:
         """Append each accepted event, marking the first one after each reconnect."""
         state = run.state
         seen_reconnects = 0
+        gap = self._resumed
         async for item in run:
-            gap = state.reconnects != seen_reconnects
+            if item["id"] and item["id"] in self._known:
+                continue  # replayed after a takeover: buffered already
+            gap = gap or state.reconnects != seen_reconnects
             seen_reconnects = state.reconnects
             data = item["data"]
             text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
             size = len(item["event"]) + len(item["id"]) + len(text.encode())
             event = StoredEvent(item["event"], item["id"], data, utc_now(), size, gap)
+            gap = False
             await self._store.append(self.id, [event])
             await self._store.update(
                 self.id,
@@ -129,14 +151,16 @@ class Feed:
         return "closed: the upstream answered HTTP 204 (no more events)"
 
     async def _end(self, reason: str | None) -> None:
-        """Record the end, also when cancelled (shielded: the registry is waiting for it)."""
+        """Record the end, also when cancelled (shielded: the registry is waiting for it);
+        a feed handed over records nothing: the subscription goes on elsewhere."""
         self.state = "ended"
         if self.reason is None:
             self.reason = reason or "ended"
-        with anyio.CancelScope(shield=True):
-            await self._store.update(
-                self.id, state="ended", reason=self.reason, reconnects=self.reconnects
-            )
+        if not self.handed_over:
+            with anyio.CancelScope(shield=True), contextlib.suppress(StoreUnavailable):
+                await self._store.update(
+                    self.id, state="ended", reason=self.reason, reconnects=self.reconnects
+                )
         self.ready.set()
         self.done.set()
         self._on_append(self.id)

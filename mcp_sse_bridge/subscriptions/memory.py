@@ -11,12 +11,13 @@ when somebody waits and set by the next append, state change or deletion.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from typing import Any
 
 import anyio
 
-from .store import Page, StoredEvent, SubscriptionRecord
+from .store import OnNews, Page, StoredEvent, SubscriptionRecord
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -36,7 +37,11 @@ class _Buffer:
 
 
 class MemoryStore:
-    """`SubscriptionStore` in memory; see the module docstring for its bounds."""
+    """`SubscriptionStore` in memory; see the module docstring for its bounds. This process is
+    its only user, so it owns every feed."""
+
+    shared = False
+    lease_seconds = math.inf
 
     def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -139,3 +144,24 @@ class MemoryStore:
 
     async def list(self) -> list[SubscriptionRecord]:
         return [buffer.record.copy() for buffer in self._buffers.values()]
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def claim(self, sub_id: str) -> bool:
+        return True
+
+    async def renew(self, sub_id: str) -> bool:
+        return sub_id in self._buffers
+
+    async def release(self, sub_id: str) -> None:
+        return None
+
+    async def unowned(self) -> list[str]:
+        return []
+
+    async def listen(self, on_news: OnNews) -> None:
+        await anyio.sleep_forever()  # nobody else writes here

@@ -26,17 +26,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from ..errors import BridgeError
-from .store import Page, StoredEvent, SubscriptionRecord
+from .store import (
+    LeaseLost,
+    OnNews,
+    Page,
+    StoredEvent,
+    StoreUnavailable,
+    SubscriptionRecord,
+)
 
 T = TypeVar("T")
+COMMAND_TIMEOUT = 5.0  # seconds
+NEWS_FALLBACK = 1.0  # a waiting reader re-checks this often, in case a news message was lost
 _FIELDS = [field.name for field in dataclasses.fields(SubscriptionRecord)]
 _COUNTERS = ("last_seq", "buffered", "dropped", "bytes")  # kept by the scripts, never by `update`
 
@@ -104,24 +112,17 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
 
-class StoreUnavailable(BridgeError):
-    """Redis did not answer: subscriptions need it; plain calls go on without it."""
-
-    kind = "store"
-
-
-class FencedError(StoreUnavailable):
-    """This replica's lease on a subscription is gone: another replica owns its feed now."""
-
-
 class RedisStore:
     """`SubscriptionStore` on Redis Streams; see the module docstring for the layout."""
+
+    shared = True
 
     def __init__(self, client: Redis, *, prefix: str, max_bytes: int, lease_ms: int) -> None:
         self._redis = client
         self.prefix = prefix
         self.max_bytes = max_bytes
         self.lease_ms = lease_ms
+        self.lease_seconds = lease_ms / 1000
         self.replica = secrets.token_hex(6)
         self._tokens: dict[str, str] = {}  # subscription id -> our lease token
         self._waiters: dict[str, anyio.Event] = {}
@@ -130,6 +131,21 @@ class RedisStore:
         self._delete = client.register_script(_DELETE)
         self._renew = client.register_script(_RENEW)
         self._update = client.register_script(_UPDATE)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str, password: str | None, max_bytes: int, lease_seconds: float
+    ) -> RedisStore:
+        """A store on the Redis at `url` (`redis://`, `rediss://`; a password in the URL, or
+        `password`); every command gives up after `COMMAND_TIMEOUT` s, so a Redis that stops
+        answering is an error, not a hang."""
+        client = Redis.from_url(
+            url,
+            password=password,
+            socket_timeout=COMMAND_TIMEOUT,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+        )
+        return cls(client, prefix=prefix, max_bytes=max_bytes, lease_ms=int(lease_seconds * 1000))
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -142,6 +158,7 @@ class RedisStore:
             await self._run(self._create(keys, [record.key, record.id, *_pairs(record)]))
         )
         if winner == record.id:
+            await self._publish(record.id, "create")
             return record.copy()
         return await self.describe(winner) or record.copy()
 
@@ -170,7 +187,7 @@ class RedisStore:
         ]
         await self._run(self._delete(keys, [sub_id]))
         self._tokens.pop(sub_id, None)
-        await self._publish(sub_id)
+        await self._publish(sub_id, "delete")
 
     async def count(self) -> int:
         return int(await self._run(self._redis.scard(self._key("subs"))))
@@ -200,7 +217,7 @@ class RedisStore:
         except ResponseError as exc:
             if "FENCED" in str(exc):
                 self._tokens.pop(sub_id, None)
-                raise FencedError(
+                raise LeaseLost(
                     f"Subscription {sub_id} is fed by another replica now (this lease expired).",
                     hint="Nothing to do: the other replica carries on from the stored cursor.",
                 ) from None
@@ -242,7 +259,8 @@ class RedisStore:
                 record = await self.describe(sub_id)
                 if record is None or record.last_seq > after_seq or record.state == "ended":
                     break
-                await changed.wait()
+                with anyio.move_on_after(NEWS_FALLBACK):
+                    await changed.wait()
         record = await self.describe(sub_id)
         return record is not None and record.last_seq > after_seq
 
@@ -284,18 +302,21 @@ class RedisStore:
 
     # -- news across replicas ----------------------------------------------------------------
 
-    async def listen(self, on_news: Callable[[str], None]) -> None:
-        """Wake local readers and call `on_news(sub_id)` for news from any replica (run as a
-        task; reconnects by itself when Redis comes back)."""
+    async def listen(self, on_news: OnNews) -> None:
+        """Wake local readers on news from any replica and tell `on_news` what other replicas
+        did (run as a task; it reconnects by itself when Redis comes back)."""
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._key("news"))
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            sub_id = _text(message["data"])
-                            self._wake(sub_id)
-                            on_news(sub_id)
+                    while True:
+                        message = await pubsub.get_message(timeout=NEWS_FALLBACK)
+                        if message is None:
+                            continue
+                        kind, replica, sub_id = _text(message["data"]).split(" ", 2)
+                        self._wake(sub_id)
+                        if replica != self.replica:
+                            on_news(kind, sub_id)
             except RedisError:
                 await anyio.sleep(0.5)
 
@@ -304,12 +325,15 @@ class RedisStore:
         if changed is not None:
             changed.set()
 
-    async def _publish(self, sub_id: str) -> None:
+    async def _publish(self, sub_id: str, kind: str = "append") -> None:
         self._wake(sub_id)
-        await self._run(self._redis.publish(self._key("news"), sub_id))
+        await self._run(self._redis.publish(self._key("news"), f"{kind} {self.replica} {sub_id}"))
 
-    async def ping(self) -> None:
+    async def open(self) -> None:
         await self._run(self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
     async def _run(self, pending: Awaitable[T]) -> T:
         try:

@@ -21,6 +21,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -37,7 +38,8 @@ from ..errors import ArgumentError, BridgeError, ConnectError, LimitError, Upstr
 from ..manual import RESERVED_ARGUMENTS
 from .feed import Feed
 from .memory import MemoryStore
-from .store import Cursor, StoredEvent, SubscriptionRecord, SubscriptionStore
+from .steward import Steward
+from .store import Cursor, StoredEvent, StoreUnavailable, SubscriptionRecord, SubscriptionStore
 
 SHUTDOWN_SECONDS = 1.0
 Redact = Callable[[str], str]
@@ -140,29 +142,42 @@ class Registry:
         self.limits = limits
         self.store: SubscriptionStore = store or MemoryStore(max_bytes=limits.max_bytes)
         self.watchers: list[Watcher] = []
-        self._feeds: dict[str, Feed] = {}
+        self.feeds: dict[str, Feed] = {}
         self._pending: dict[str, anyio.Event] = {}
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> Registry:
+        await self.store.open()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._sweep)
+        if self.store.shared:
+            steward = Steward(self)
+            self._tg.start_soon(steward.run)
+            self._tg.start_soon(self.store.listen, steward.news)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        """Stop every feed within `SHUTDOWN_SECONDS`. With a shared store the subscriptions
+        live on: their leases are released, so another replica takes them over at once."""
         tg, self._tg = self._tg, None
-        for feed in list(self._feeds.values()):
-            feed.stop("ended: the bridge shut down")
+        shared = self.store.shared
+        for feed in list(self.feeds.values()):
+            if shared:
+                feed.hand_over()
+            else:
+                feed.stop("ended: the bridge shut down")
         if tg is not None:
             with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
-                for feed in list(self._feeds.values()):
+                for feed in list(self.feeds.values()):
                     await feed.done.wait()
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)  # the body's own exception propagates as is
-        for sub_id in list(self._feeds):
-            await self.store.delete(sub_id)
-        self._feeds.clear()
+        with anyio.CancelScope(shield=True), contextlib.suppress(StoreUnavailable):
+            for sub_id in list(self.feeds):
+                await (self.store.release(sub_id) if shared else self.store.delete(sub_id))
+        self.feeds.clear()
+        await self.store.close()
 
     # -- subscribe ---------------------------------------------------------------------------
 
@@ -212,20 +227,30 @@ class Registry:
         self._pending[key] = done = anyio.Event()
         try:
             record = await self.store.create(fresh)
+            if record.id != fresh.id:  # another replica created it meanwhile: join it
+                cursor = Cursor(record.id, record.last_seq).encode()
+                return Subscribed(self._overlay(record), True, cursor)
             await self._connect(record)
         finally:
             del self._pending[key]
             done.set()
-        for watcher in self.watchers:
-            watcher.list_changed()
+        self.listed()
         return Subscribed(await self.status(record.id), False, Cursor(record.id, 0).encode())
+
+    def start_feed(
+        self, record: SubscriptionRecord, known_ids: frozenset[str] = frozenset()
+    ) -> Feed:
+        """Run the feed of `record` in this process (its lease, if shared, is already held)."""
+        assert self._tg is not None
+        feed = Feed(self.bridge, self.store, record, self.appended, known_ids=known_ids)
+        self.feeds[record.id] = feed
+        self._tg.start_soon(feed.run)
+        return feed
 
     async def _connect(self, record: SubscriptionRecord) -> None:
         """Start the feed and wait for its first connection; on failure leave nothing behind."""
-        assert self._tg is not None
-        feed = Feed(self.bridge, self.store, record, self._appended)
-        self._feeds[record.id] = feed
-        self._tg.start_soon(feed.run)
+        await self.store.claim(record.id)  # a new record: nobody else can hold it yet
+        feed = self.start_feed(record)
         guard = 3 * self.bridge.limits.connect_timeout
         with anyio.move_on_after(guard):
             await feed.ready.wait()
@@ -361,7 +386,7 @@ class Registry:
         return self._overlay(record)
 
     def _overlay(self, record: SubscriptionRecord) -> SubscriptionRecord:
-        feed = self._feeds.get(record.id)
+        feed = self.feeds.get(record.id)
         if feed is not None:
             record.state = feed.state
             record.reason = feed.reason if feed.state == "ended" else None
@@ -380,20 +405,19 @@ class Registry:
         """End it now: the upstream connection is closed before this returns."""
         record = await self.status(sub_id)
         await self._remove(record.id, "ended: unsubscribed")
-        for watcher in self.watchers:
-            watcher.list_changed()
+        self.listed()
         record.state, record.reason = "ended", "unsubscribed"
         return record
 
     async def _remove(self, sub_id: str, reason: str) -> None:
-        feed = self._feeds.pop(sub_id, None)
+        feed = self.feeds.pop(sub_id, None)
         if feed is not None:
             feed.stop(reason)
             with anyio.move_on_after(SHUTDOWN_SECONDS):
                 await feed.done.wait()
         await self.store.delete(sub_id)
 
-    def _appended(self, sub_id: str) -> None:
+    def appended(self, sub_id: str) -> None:
         for watcher in self.watchers:
             watcher.updated(sub_id)
 
@@ -403,17 +427,25 @@ class Registry:
         interval = min(max(ttl / 4, 0.05), 60.0)
         while True:
             await anyio.sleep(interval)
-            now = time.time()
-            expired = [
-                record.id
-                for record in await self.store.list()
-                if not record.pinned and now - record.last_read_at > ttl
-            ]
-            for sub_id in expired:
-                await self._remove(sub_id, "ended: expired")
-            if expired:
-                for watcher in self.watchers:
-                    watcher.list_changed()
+            with contextlib.suppress(StoreUnavailable):  # Redis away: sweep when it is back
+                await self._expire(ttl)
+
+    async def _expire(self, ttl: float) -> None:
+        now = time.time()
+        expired = [
+            record.id
+            for record in await self.store.list()
+            if not record.pinned and now - record.last_read_at > ttl
+        ]
+        for sub_id in expired:
+            await self._remove(sub_id, "ended: expired")
+        if expired:
+            self.listed()
+
+    def listed(self) -> None:
+        """Subscriptions started or ended (here or, with a shared store, anywhere)."""
+        for watcher in self.watchers:
+            watcher.list_changed()
 
 
 def dedupe_key(

@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, BridgeError
 
 STATES = ("connecting", "live", "reconnecting", "ended")
 _ID = re.compile("sub_[0-9a-f]{1,32}")
@@ -136,6 +137,51 @@ class SubscriptionStore(Protocol):
         ...
 
     async def list(self) -> list[SubscriptionRecord]: ...
+
+    # -- sharing: only a store shared by replicas (Redis) has more than one owner to choose --
+
+    shared: bool
+    """Whether other processes use this store too (then feeds are leased and handed over)."""
+    lease_seconds: float
+    """How long a feed's lease lasts unless renewed (a shared store's; renewed at a third)."""
+
+    async def open(self) -> None:
+        """Check the store answers (`StoreUnavailable` if not); called once at start."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def claim(self, sub_id: str) -> bool:
+        """Take the lease on feeding `sub_id` unless another process holds it."""
+        ...
+
+    async def renew(self, sub_id: str) -> bool:
+        """Extend this process's lease; False when it was lost (stop feeding at once)."""
+        ...
+
+    async def release(self, sub_id: str) -> None: ...
+
+    async def unowned(self) -> list[str]:
+        """Subscriptions that have not ended and whose feed nobody holds."""
+        ...
+
+    async def listen(self, on_news: OnNews) -> None:
+        """Run until cancelled, telling `on_news(kind, sub_id)` what other processes did:
+        kind "append" (events or a state change), "create" or "delete"."""
+        ...
+
+
+OnNews = Callable[[str, str], None]
+
+
+class StoreUnavailable(BridgeError):
+    """The store did not answer: subscriptions need it; plain tool calls go on without it."""
+
+    kind = "store"
+
+
+class LeaseLost(StoreUnavailable):
+    """Another process feeds this subscription now: this one must stop writing at once."""
 
 
 class CursorError(ArgumentError):
