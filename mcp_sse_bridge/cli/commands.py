@@ -36,14 +36,18 @@ AUTH_TOKEN_ENV = "MCP_SSE_BRIDGE_AUTH_TOKEN"
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..server.tools import build_server, run_http, run_stdio
+    from ..server.http import run_http
+    from ..server.tools import build_server, run_stdio
 
     bridge = bridge_from(args)
     limits = subscribing.limits_from(args)
     pins = subscribing.pins_from(args, bridge, limits) if limits else []
+    store = subscribing.store_from(args, bridge, limits) if limits else None
+    if args.stateless and args.transport != "http":
+        raise UsageError("--stateless is for --transport http")
     for problem in _problems(bridge):
         logger.warning("%s (calls to this tool will fail until fixed)", problem)
-    server = build_server(bridge, subscriptions=limits, pinned=pins)
+    server = build_server(bridge, subscriptions=limits, pinned=pins, store=store)
     _settle_heap()
     if args.transport == "stdio":
         anyio.run(run_stdio, server)
@@ -55,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"mcp-sse-bridge: streamable HTTP on http://{shown}:{port}/mcp", file=sys.stderr)
     if token is None and host not in ("127.0.0.1", "::1"):
         logger.warning("serving %s without --auth-token: anyone who reaches it can call", host)
-    anyio.run(functools.partial(run_http, server, sock, auth_token=token))
+    anyio.run(functools.partial(run_http, server, sock, auth_token=token, stateless=args.stateless))
     return 0
 
 

@@ -103,6 +103,11 @@ def _add_serve(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="TOKEN",
         help=f"http: require `Authorization: Bearer TOKEN` (or set {commands.AUTH_TOKEN_ENV})",
     )
+    serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="http: no sessions, so any replica behind a load balancer answers any request",
+    )
     subscribing.add_options(serve)
     serve.set_defaults(run=commands.serve)
 

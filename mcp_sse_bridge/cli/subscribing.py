@@ -10,19 +10,26 @@ each event as one JSON line on stdout until Ctrl-C (or the feed ends).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
 from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
+from ..subscriptions.store import SubscriptionStore
+from ..urls import display_url
 from .options import positive
 from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
 
 DEFAULTS = SubscriptionLimits()
+STORE_PREFIX = "mcp-sse-bridge:"
+LEASE_SECONDS = 10.0
+PASSWORD_ENV = "MCP_SSE_BRIDGE_REDIS_PASSWORD"
 OWN = ("event_types", "match", "buffer_events")  # a --subscribe word that is not the tool's
 
 
@@ -68,6 +75,76 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="ceiling of a subscription's buffer_events (default: %(default)s)",
     )
+    add_store_options(group)
+
+
+def add_store_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--store",
+        default="memory",
+        metavar="memory|redis://HOST:PORT/DB",
+        help="where subscriptions live: this process (default), or a Redis that several "
+        f"replicas share (rediss:// for TLS; a password in the URL or {PASSWORD_ENV})",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=STORE_PREFIX,
+        metavar="TEXT",
+        help="prefix of every Redis key, so deployments can share a Redis (default: %(default)s)",
+    )
+    group.add_argument(
+        "--store-lease-seconds",
+        type=positive(float),
+        default=LEASE_SECONDS,
+        metavar="S",
+        help="how long a replica holds a feed unrenewed; a dead replica's feeds move to "
+        "another after this (default: %(default)s)",
+    )
+
+
+def store_from(
+    args: argparse.Namespace, bridge: Bridge, limits: SubscriptionLimits
+) -> SubscriptionStore | None:
+    """The `--store` (None: in memory), after checking it answers: a Redis that does not is
+    one line at start-up, not a surprise at the first subscribe."""
+    url = args.store
+    if url == "memory":
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UsageError(f"--store takes memory or redis://HOST:PORT/DB, not {display_url(url)!r}")
+    try:
+        from ..subscriptions.redis_store import RedisStore
+    except ImportError:
+        raise UsageError(
+            "--store redis:// needs redis-py: pip install 'mcp-sse-bridge[redis]'"
+        ) from None
+    password = os.environ.get(PASSWORD_ENV) or None
+    for secret in (password, urlsplit(url).password):
+        if secret:
+            bridge.secrets.add(secret)
+
+    def store() -> RedisStore:
+        return RedisStore.from_url(
+            url,
+            prefix=args.store_prefix,
+            password=password,
+            max_bytes=limits.max_bytes,
+            lease_seconds=args.store_lease_seconds,
+        )
+
+    async def check() -> None:
+        probe = store()
+        try:
+            await probe.open()
+        finally:
+            await probe.close()
+
+    try:
+        anyio.run(check)
+    except (BridgeError, ValueError) as err:
+        text = bridge.secrets.redact(" ".join(str(err).split()))
+        raise UsageError(f"--store {display_url(url)}: {text}") from None
+    return store()
 
 
 def limits_from(args: argparse.Namespace) -> SubscriptionLimits | None:

@@ -3,7 +3,8 @@
 A thin layer over `calls.Bridge`; the only subpackage besides `cli` that imports `mcp`.
 """
 
-from .tools import BATCH_SCHEMA, build_server, call_with_progress, error_text, run_http, run_stdio
+from .http import run_http
+from .tools import BATCH_SCHEMA, build_server, call_with_progress, error_text, run_stdio
 
 __all__ = [
     "BATCH_SCHEMA",

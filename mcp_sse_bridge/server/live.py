@@ -22,6 +22,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Sub
 from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
+from ..subscriptions.store import SubscriptionStore
 from .resources import Notifier, ResourceHandlers
 from .subscription_tools import NAMES, Result, SubscriptionTools, check_names
 
@@ -38,9 +39,10 @@ class SubscriptionLayer:
         *,
         pinned: Sequence[Pin] = (),
         bus: SubscriptionBus | None = None,
+        store: SubscriptionStore | None = None,
     ) -> None:
         check_names(bridge)
-        self.registry = Registry(bridge, limits=limits)
+        self.registry = Registry(bridge, limits=limits, store=store)
         self.names = frozenset(NAMES)
         self._tools = SubscriptionTools(self.registry)
         self.tools = self._tools.tools
@@ -99,8 +101,13 @@ class SubscriptionLayer:
 
 
 class NotifyingServer(Server[Bridge]):
-    """A lowlevel server whose handshake says resources/list_changed is sent (the SDK derives
-    it only from the options passed in, and the transports pass none)."""
+    """A lowlevel server with subscriptions: its `layer`, and a handshake that says
+    resources/list_changed is sent (the SDK derives it only from the options passed in, and the
+    transports pass none)."""
+
+    def __init__(self, *args: Any, layer: SubscriptionLayer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.layer = layer
 
     def create_initialization_options(
         self,

@@ -9,10 +9,8 @@ closes the upstream stream on its way out.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -20,12 +18,10 @@ from typing import Any, cast
 import anyio
 import mcp_types as types
 import pydantic_core
-import uvicorn
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 from mcp.shared.direct_dispatcher import DIRECT_TRANSPORT_KIND
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..calls.batch import Batch
@@ -34,6 +30,7 @@ from ..errors import BridgeError, UpstreamError, excerpt
 from ..shaping import render_lines
 from ..shaping.schema import SUMMARY_SCHEMA
 from ..subscriptions.registry import Pin, SubscriptionLimits
+from ..subscriptions.store import SubscriptionStore
 from .live import NotifyingServer, SubscriptionLayer
 from .stdio import nonblocking_stdio
 
@@ -118,24 +115,29 @@ ANNOTATIONS = types.ToolAnnotations(read_only_hint=True, open_world_hint=True)
 SUMMARY_CHARS = 100
 
 
+DESCRIPTION = "Live Server-Sent-Events APIs as tools that return bounded batches of events."
+
+
 def build_server(
     bridge: Bridge,
     *,
     liveness_seconds: float = 5.0,
     subscriptions: SubscriptionLimits | None = DEFAULT_SUBSCRIPTIONS,
     pinned: Sequence[Pin] = (),
+    store: SubscriptionStore | None = None,
 ) -> Server[Bridge]:
     """An MCP server exposing `bridge.tools`; the bridge is entered for the server's lifespan.
 
     `liveness_seconds` is the least time between two progress notifications while the upstream
     is quiet (hosts like Claude Code reset their call timer on each notification). With
     `subscriptions` (None: off) the four subscription tools, the subscription resources and
-    their notifications are added (`live.py`), and `pinned` ones start with the server.
+    their notifications are added (`live.py`), and `pinned` ones start with the server; `store`
+    (default: in memory) is where subscriptions live (Redis: shared by replicas).
     """
     tools = [_describe(bridge, name) for name in bridge.tools]
     layer = None
     if subscriptions is not None and bridge.tools:
-        layer = SubscriptionLayer(bridge, subscriptions, pinned=pinned)
+        layer = SubscriptionLayer(bridge, subscriptions, pinned=pinned, store=store)
         tools += layer.tools
 
     @contextlib.asynccontextmanager
@@ -182,16 +184,17 @@ def build_server(
             )
         return types.CallToolResult(content=content, structured_content=data)
 
-    return (NotifyingServer if layer else Server)(
-        "mcp-sse-bridge",
-        version=__version__,
-        title="SSE bridge",
-        description="Live Server-Sent-Events APIs as tools that return bounded batches of events.",
-        lifespan=lifespan,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        **(layer.handlers() if layer else {}),
-    )
+    common: dict[str, Any] = {
+        "version": __version__,
+        "title": "SSE bridge",
+        "description": DESCRIPTION,
+        "lifespan": lifespan,
+        "on_list_tools": list_tools,
+        "on_call_tool": call_tool,
+    }
+    if layer is None:
+        return Server("mcp-sse-bridge", **common)
+    return NotifyingServer("mcp-sse-bridge", **common, **layer.handlers(), layer=layer)
 
 
 def _describe(bridge: Bridge, name: str) -> types.Tool:
@@ -363,50 +366,3 @@ async def run_stdio(server: Server[Bridge]) -> None:
         files = cast("tuple[anyio.AsyncFile[str] | None, ...]", (stdin, stdout))
         async with stdio_server(*files) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-async def run_http(server: Server[Bridge], sock: socket.socket, *, auth_token: str | None) -> None:
-    """Serve streamable HTTP at `/mcp` on a bound socket, in SSE response mode.
-
-    SSE mode, not `json_response`, because JSON responses drop progress notifications.
-    """
-    host = sock.getsockname()[0]
-    app: ASGIApp = server.streamable_http_app(host=host)
-    if auth_token:
-        app = BearerAuth(app, auth_token)
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=2)
-    await uvicorn.Server(config).serve(sockets=[sock])
-
-
-class BearerAuth:
-    """Refuses HTTP requests without `Authorization: Bearer <token>`.
-
-    The scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.4); the
-    token is compared in constant time.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
-            await _unauthorized(send)
-            return
-        await self.app(scope, receive, send)
-
-    def _authorized(self, scope: Scope) -> bool:
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = given.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(token.lstrip(b" "), self._token)
-
-
-async def _unauthorized(send: Send) -> None:
-    body = b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token>"}'
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b"Bearer"),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import secrets
 from collections import deque
 from typing import Any
 
@@ -44,6 +45,7 @@ class MemoryStore:
     lease_seconds = math.inf
 
     def __init__(self, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.replica = secrets.token_hex(6)
         self.max_bytes = max_bytes
         self.bytes = 0
         self._buffers: dict[str, _Buffer] = {}

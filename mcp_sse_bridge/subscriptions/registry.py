@@ -442,6 +442,21 @@ class Registry:
         if expired:
             self.listed()
 
+    async def health(self) -> dict[str, Any]:
+        """For `/healthz`: which replica this is, whether the store answers, feeds held here."""
+        try:
+            await self.store.open()
+            reachable = True
+        except StoreUnavailable:
+            reachable = False
+        running = sum(not feed.done.is_set() for feed in self.feeds.values())
+        return {
+            "replica": self.store.replica,
+            "store": "shared" if self.store.shared else "memory",
+            "store_reachable": reachable,
+            "subscriptions_owned": running,
+        }
+
     def listed(self) -> None:
         """Subscriptions started or ended (here or, with a shared store, anywhere)."""
         for watcher in self.watchers:

@@ -142,6 +142,8 @@ class SubscriptionStore(Protocol):
 
     shared: bool
     """Whether other processes use this store too (then feeds are leased and handed over)."""
+    replica: str
+    """This process's id among the store's users (in `/healthz` and the store's leases)."""
     lease_seconds: float
     """How long a feed's lease lasts unless renewed (a shared store's; renewed at a third)."""
 
