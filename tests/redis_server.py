@@ -17,17 +17,20 @@ from pathlib import Path
 REDIS_SERVER = shutil.which("redis-server")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
-def redis_server(directory: Path, *, password: str | None = None) -> Iterator[str]:
-    """Start redis-server and yield its URL (`redis://127.0.0.1:PORT/0`)."""
+def redis_server(
+    directory: Path, *, password: str | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Start redis-server (on `port`, else a free one) and yield its URL
+    (`redis://127.0.0.1:PORT/0`)."""
     assert REDIS_SERVER, "redis-server is not installed (apt-get install redis-server)"
-    port = _free_port()
+    port = port or free_port()
     args = [
         REDIS_SERVER,
         "--bind",

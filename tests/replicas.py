@@ -1,0 +1,120 @@
+"""Bridge replicas as separate processes sharing a real Redis, and upstreams for them.
+
+`replica()` starts `mcp-sse-bridge --transport http --store redis://...` on a free port and
+yields its MCP URL and process (so a test can SIGKILL it); `Replaying` is a numbered live feed
+that honours `Last-Event-ID` (it resends what the client missed), `Ticker` (tests.feeds) one that
+does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp
+
+from tests.feeds import SECRET, manual_doc
+from tests.sse_server import Request, Response, sse_lines
+
+CLI = [sys.executable, "-m", "mcp_sse_bridge"]
+LEASE = "1"  # --store-lease-seconds: a dead replica's feeds move within about a second
+
+
+@dataclass
+class Replica:
+    url: str
+    process: anyio.abc.Process
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def write_manual(directory: Path, base_url: str) -> Path:
+    path = directory / "feed.json"
+    path.write_text(json.dumps(manual_doc(base_url)))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def replica(manual: Path, store: str, *extra: str) -> AsyncIterator[Replica]:
+    """One bridge process on streamable HTTP with `--store`; terminated (if alive) at the end."""
+    command = [*CLI, "--manual", str(manual), "--transport", "http", "--port", "0"]
+    command += ["--store", store, "--store-lease-seconds", LEASE, *extra]
+    env = {**os.environ, "API_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    process = await anyio.open_process(command, env=env)
+    async with process:
+        try:
+            assert process.stderr is not None
+            banner = b""
+            with anyio.fail_after(20):
+                while b"/mcp" not in banner:
+                    chunk = await process.stderr.receive()
+                    banner += chunk
+            found = re.search(rb"http://127\.0\.0\.1:\d+/mcp", banner)
+            assert found, banner.decode(errors="replace")
+            yield Replica(found[0].decode(), process)
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            with anyio.fail_after(10):
+                await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def replicas(
+    manual: Path, store: str, count: int, *extra: str
+) -> AsyncIterator[list[Replica]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(replica(manual, store, *extra)) for _ in range(count)
+        ]
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, " ".join(block.text for block in result.content)
+    return result.structured_content
+
+
+async def call(url: str, tool: str, mode: str = "auto", /, **arguments: Any) -> dict[str, Any]:
+    """One tool call on the replica at `url`, through a fresh MCP client."""
+    async with mcp.Client(url, mode=mode) as client:
+        return structured(await client.call_tool(tool, arguments))
+
+
+class Replaying:
+    """A numbered `tick` every `period` s; a client resuming with `Last-Event-ID: n` first gets
+    every tick after n that it missed, as a feed with history does."""
+
+    def __init__(self, period: float = 0.02) -> None:
+        self.period = period
+        self.sent: list[int] = []  # every tick made
+        self.changed = anyio.Event()
+
+    async def clock(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await anyio.sleep(self.period)
+            self.sent.append(len(self.sent))
+            self.changed.set()
+            self.changed = anyio.Event()
+
+    async def handler(self, request: Request, response: Response) -> None:
+        last = request.headers.get("last-event-id", "")
+        position = int(last) + 1 if last.isdecimal() else len(self.sent)
+        await response.head()
+        await response.send("retry: 100\n\n")
+        while True:
+            while position < len(self.sent):
+                data = {"n": position}
+                await response.send(sse_lines({"event": "tick", "id": str(position), "data": data}))
+                position += 1
+            await self.changed.wait()
