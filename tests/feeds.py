@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import mcp
+import mcp_types as types
 from anyio.streams.memory import MemoryObjectSendStream
 
 from mcp_sse_bridge.calls.bridge import Bridge, Limits
@@ -161,3 +162,28 @@ async def listed(client: mcp.Client) -> list[dict[str, Any]]:
 
 def ids(events: list[dict[str, Any]]) -> list[int]:
     return [int(event["id"]) for event in events]
+
+
+class Heard:
+    """What the client's message handler received."""
+
+    def __init__(self) -> None:
+        self.updated: list[tuple[float, str]] = []
+        self.list_changed = 0
+        self.news = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, types.ResourceUpdatedNotification):
+            self.updated.append((anyio.current_time(), root.params.uri))
+        elif isinstance(root, types.ResourceListChangedNotification):
+            self.list_changed += 1
+        else:
+            return
+        self.news.set()
+        self.news = anyio.Event()
+
+    async def until(self, check: Any, timeout: float = 5) -> None:
+        with anyio.fail_after(timeout):
+            while not check():
+                await self.news.wait()

@@ -31,6 +31,7 @@ def redis_server(
     (`redis://127.0.0.1:PORT/0`)."""
     assert REDIS_SERVER, "redis-server is not installed (apt-get install redis-server)"
     port = port or free_port()
+    directory.mkdir(parents=True, exist_ok=True)
     args = [
         REDIS_SERVER,
         "--bind",

@@ -45,11 +45,13 @@ def write_manual(directory: Path, base_url: str) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def replica(manual: Path, store: str, *extra: str) -> AsyncIterator[Replica]:
+async def replica(
+    manual: Path, store: str, *extra: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Replica]:
     """One bridge process on streamable HTTP with `--store`; terminated (if alive) at the end."""
     command = [*CLI, "--manual", str(manual), "--transport", "http", "--port", "0"]
     command += ["--store", store, "--store-lease-seconds", LEASE, *extra]
-    env = {**os.environ, "API_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "API_KEY": SECRET, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = await anyio.open_process(command, env=env)
     async with process:
         try:

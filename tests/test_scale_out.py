@@ -6,6 +6,7 @@ owner's feed moves to another replica with nothing appended twice, and Redis tro
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import anyio
 import httpx2
 import mcp
 import pytest
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.subscriptions import ResourceUpdated
+from redis.asyncio import Redis
 
-from tests.feeds import SECRET, Ticker, ids
-from tests.redis_server import redis_server
-from tests.replicas import Replaying, call, replica, replicas, structured, write_manual
+from tests.feeds import SECRET, Heard, Ticker, ids
+from tests.redis_server import free_port, redis_server
+from tests.replicas import CLI, Replaying, call, replica, replicas, structured, write_manual
 from tests.sse_server import SSEServer, serve
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +182,111 @@ async def test_healthz_names_the_replica_its_store_and_its_feeds_without_auth_or
     assert all(report["store"] == "shared" and report["store_reachable"] for report in reports)
     assert reports[0]["replica"] != reports[1]["replica"]
     assert SECRET not in health[0].text + health[1].text
+
+
+async def test_nothing_secret_reaches_redis(tmp_path: Path, redis_url: str) -> None:
+    """The API key the manual injects and the Redis password itself, nowhere in any key."""
+    password = "redis-pass-0123456789"
+    with redis_server(tmp_path / "locked", password=password) as locked:
+        url = locked.replace(f":{password}@", "@").replace("redis://@", "redis://")
+        ticker = Ticker(0.02)
+        async with feeding(ticker) as upstream:
+            manual = write_manual(tmp_path, upstream.url)
+            env = {"MCP_SSE_BRIDGE_REDIS_PASSWORD": password}
+            async with replica(manual, url, env=env) as a:
+                sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))[
+                    "subscription"
+                ]
+                await read_until(a.url, sub_id, 5)
+                async with Redis.from_url(url, password=password) as redis:
+                    dump = [key async for key in redis.scan_iter()]
+                    for key in list(dump):
+                        kind = (await redis.type(key)).decode()
+                        if kind == "hash":
+                            dump.append(repr(await redis.hgetall(key)))
+                        elif kind == "stream":
+                            dump.append(repr(await redis.xrange(key)))
+                        elif kind == "string":
+                            dump.append(repr(await redis.get(key)))
+    text = repr(dump)
+    assert "ticks" in text and sub_id in text  # the dump is real
+    assert SECRET not in text and password not in text
+
+
+async def test_redis_away_is_one_clear_line_at_start_and_an_error_naming_it_later(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    ticker = Ticker(0.02)
+    async with feeding(ticker) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        refused = await anyio.run_process(
+            [*CLI, "--manual", str(manual), "--store", url], check=False
+        )
+        assert refused.returncode == 2
+        (line,) = refused.stderr.decode().strip().splitlines()
+        assert f"--store {url}: The subscription store (Redis) did not answer" in line
+        with contextlib.ExitStack() as redis:
+            redis.enter_context(redis_server(tmp_path / "r1", port=port))
+            async with replica(manual, url) as a, mcp.Client(a.url) as client:
+                subscribe = {"tool": "ticks", "arguments": {}}
+                structured(await client.call_tool("subscribe", subscribe))
+                redis.close()  # Redis goes away under a running replica
+                failed = await client.call_tool("list_subscriptions", {})
+                assert failed.is_error and "Redis" in failed.content[0].text
+                failed = await client.call_tool("subscribe", subscribe)
+                assert failed.is_error and "Redis" in failed.content[0].text
+                batch = structured(await client.call_tool("ticks", {"max_events": 2}))
+                assert batch["count"] == 2  # plain calls do not need the store
+                redis.enter_context(redis_server(tmp_path / "r2", port=port))
+                again = structured(await client.call_tool("subscribe", subscribe))
+                assert again["state"] == "live" and not again["joined"]  # a new, empty Redis
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_events_appended_by_one_replica_notify_resource_listeners_on_another(
+    tmp_path: Path, store: str, mode: str
+) -> None:
+    """Handshake era: resources/subscribe (stateful HTTP, the session lives on b); 2026-07-28:
+    subscriptions/listen. The feed runs on a; b hears of its events through Redis."""
+    ticker = Ticker(0.05)
+    async with feeding(ticker) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        prefix = ("--store-prefix", f"t-notify-{mode}:")
+        async with replica(manual, store, *prefix) as a, replica(manual, store, *prefix) as b:
+            sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
+            uri = f"sse://subscriptions/{sub_id}"
+            heard = Heard()
+            async with mcp.Client(b.url, mode=mode, message_handler=heard) as client:
+                if mode == "legacy":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", MCPDeprecationWarning)
+                        await client.subscribe_resource(uri)
+                    await heard.until(lambda: uri in [got for _, got in heard.updated])
+                else:
+                    async with client.listen(resource_subscriptions=[uri]) as listening:
+                        with anyio.fail_after(5):
+                            event = await anext(aiter(listening))
+                    assert event == ResourceUpdated(uri=uri)
+                async with httpx2.AsyncClient() as http:
+                    owned = (await http.get(b.url.replace("/mcp", "/healthz"))).json()
+            assert owned["subscriptions_owned"] == 0  # b only heard of it
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_stateless_replica_answers_calls_and_subscription_reads(
+    tmp_path: Path, store: str, mode: str
+) -> None:
+    ticker = Ticker(0.02)
+    async with feeding(ticker) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        extra = ("--store-prefix", f"t-stateless-{mode}:", "--stateless")
+        async with replicas(manual, store, 2, *extra) as (a, b):
+            batch = await call(a.url, "ticks", mode, max_events=2)
+            assert batch["count"] == 2
+            sub_id = (await call(a.url, "subscribe", mode, tool="ticks", arguments={}))[
+                "subscription"
+            ]
+            events = await read_until(b.url, sub_id, 5, mode)
+    assert len(ids(events)) >= 5

@@ -20,41 +20,25 @@ from typing import Any
 
 import anyio
 import mcp
-import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 
-from tests.feeds import MODES, SECRET, Ticker, client_for, manual_doc, read, subscribe, ticking
+from tests.feeds import (
+    MODES,
+    SECRET,
+    Heard,
+    Ticker,
+    client_for,
+    manual_doc,
+    read,
+    subscribe,
+    ticking,
+)
 
 ROOT = Path(__file__).parent.parent
 
 pytestmark = pytest.mark.anyio
-
-
-class Heard:
-    """What the client's message handler received."""
-
-    def __init__(self) -> None:
-        self.updated: list[tuple[float, str]] = []
-        self.list_changed = 0
-        self.news = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        root = getattr(message, "root", message)
-        if isinstance(root, types.ResourceUpdatedNotification):
-            self.updated.append((anyio.current_time(), root.params.uri))
-        elif isinstance(root, types.ResourceListChangedNotification):
-            self.list_changed += 1
-        else:
-            return
-        self.news.set()
-        self.news = anyio.Event()
-
-    async def until(self, check: Any, timeout: float = 5) -> None:
-        with anyio.fail_after(timeout):
-            while not check():
-                await self.news.wait()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -343,8 +343,11 @@ class RedisStore:
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
+    """The error of a Redis that did not answer; redis-py's words name the address, never the
+    password."""
+    words = " ".join(str(exc).split())[:200] or type(exc).__name__
     return StoreUnavailable(
-        f"The subscription store (Redis) did not answer: {type(exc).__name__}.",
+        f"The subscription store (Redis) did not answer: {words}",
         hint="Check that Redis is up and reachable at --store; plain tool calls keep working, "
         "and subscriptions recover by themselves when Redis is back.",
     )
