@@ -229,3 +229,22 @@ async def test_secrets_the_upstream_echoes_never_reach_the_buffer_the_list_or_th
     assert result["count"] == 1 and result["events"][0]["data"] == {"token": "***", "***": 1}
     for text in everything:
         assert SECRET not in text
+
+
+async def test_parallel_reads_from_the_default_position_never_get_the_same_event():
+    ticker = Ticker(0.01)
+    async with ticking(ticker) as upstream, client_for(upstream, "auto") as client:
+        sub = (await subscribe(client))["subscription"]
+        got: list[list[int]] = []
+
+        async def reader() -> None:
+            for _ in range(5):
+                result = await read(client, sub, max_events=7, wait_seconds=0.5)
+                got.append(ids(result["events"]))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(reader)
+    every = [n for batch in got for n in batch]
+    assert len(every) >= 10
+    assert sorted(every) == sorted(set(every))  # no event went to two readers

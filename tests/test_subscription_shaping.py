@@ -29,14 +29,14 @@ async def prices(request: Request, response: Response) -> None:
     await wait_disconnect(response)
 
 
-async def all_buffered(client: mcp.Client) -> tuple[str, str]:
-    """Subscribe and wait (with `wait_seconds`) until every price is buffered; returns the
+async def all_buffered(client: mcp.Client, count: int = len(PRICES)) -> tuple[str, str]:
+    """Subscribe and wait (with `wait_seconds`) until `count` events are buffered; returns the
     subscription id and its first cursor, which reads everything again."""
     sub = await subscribe(client)
     start = cursor = sub["cursor"]
     seen = 0
     with anyio.fail_after(10):
-        while seen < len(PRICES):
+        while seen < count:
             got = await read(client, sub["subscription"], cursor=cursor, wait_seconds=2)
             seen, cursor = seen + got["count"], got["cursor"]
     return sub["subscription"], start
@@ -108,3 +108,23 @@ async def test_shaping_arguments_of_a_read_are_checked_like_a_calls() -> None:
         )
         assert result.is_error
         assert "latest_per takes dotted paths" in result.content[0].text
+
+
+async def text_ticks(request: Request, response: Response) -> None:
+    await response.head()
+    for n in range(1, 4):
+        await response.send(sse_lines({"event": "log", "id": str(n), "data": f"line {n}"}))
+    await wait_disconnect(response)
+
+
+async def test_a_read_that_shaping_refuses_moves_no_cursor() -> None:
+    async with serve(text_ticks) as upstream, client_for(upstream, "auto") as client:
+        sub_id, start = await all_buffered(client, 3)
+        first = await read(client, sub_id, cursor=start, max_events=1)  # the position: after 1
+        assert [event["id"] for event in first["events"]] == ["1"]
+        refused = await client.call_tool(
+            "read_subscription", {"subscription": sub_id, "latest_per": "level"}
+        )
+        assert refused.is_error and "latest_per" in refused.content[0].text
+        after = await read(client, sub_id, max_events=100)
+        assert [event["id"] for event in after["events"]] == ["2", "3"]

@@ -21,7 +21,7 @@ from ..calls.arguments import SHAPING_SCHEMA, plan_shaping
 from ..calls.bridge import Bridge
 from ..errors import ArgumentError, ManualError
 from ..shaping import Shaper
-from ..subscriptions.registry import Registry, summary
+from ..subscriptions.registry import Read, Registry, summary
 
 SUBSCRIBE, READ, LIST, UNSUBSCRIBE = (
     "subscribe",
@@ -281,32 +281,34 @@ class SubscriptionTools:
     async def _read(self, arguments: Mapping[str, Any]) -> Result:
         """A read, shaped like a call's batch: `latest_per` and `summary` fold everything
         buffered after the cursor (`max_events` then caps the keys or samples, and `max_bytes`
-        applies to the shaped result); `fields` projects the events of a plain read."""
+        applies to the shaped result); `fields` projects the events of a plain read. A read
+        that shaping refuses moves no cursor."""
         registry, call = self.registry, self.registry.bridge.limits
         shaping = plan_shaping(arguments)
         max_events = arguments.get("max_events", call.default_max_events)
+
+        def shape(read: Read) -> None:
+            shaper = Shaper(shaping, max_events=max_events, summary_limit=call.max_summary_events)
+            for event in read.events:
+                shaper.feed([event], _epoch(event["received_at"]))
+            shaped = shaper.result(call.max_bytes if shaping.reduces else None)
+            read.events, read.note = shaped.events, shaped.note
+            if shaped.folded is not None:
+                read.shaped["folded"] = shaped.folded
+            if shaped.summary is not None:
+                read.shaped["summary"] = shaped.summary
+            read.skipped["filtered"] += shaped.filtered
+            read.skipped.update(shaped.skipped)
+
         read = await registry.read(
             arguments["subscription"],
             cursor=arguments.get("cursor"),
             max_events=registry.limits.max_buffer_events if shaping.reduces else max_events,
             max_bytes=None if shaping.reduces else call.max_bytes,
             wait_seconds=arguments.get("wait_seconds", 0),
+            shape=shape if shaping.shapes else None,
         )
-        data = read.to_dict()
-        if not shaping.shapes:
-            return data, shaping.format, None
-        shaper = Shaper(shaping, max_events=max_events, summary_limit=call.max_summary_events)
-        for event in data["events"]:
-            shaper.feed([event], _epoch(event["received_at"]))
-        shaped = shaper.result(call.max_bytes if shaping.reduces else None)
-        data["events"], data["count"] = shaped.events, len(shaped.events)
-        if shaped.folded is not None:
-            data["folded"] = shaped.folded
-        if shaped.summary is not None:
-            data["summary"] = shaped.summary
-        data["skipped"]["filtered"] += shaped.filtered
-        data["skipped"].update(shaped.skipped)
-        return data, shaping.format, shaped.note
+        return read.to_dict(), shaping.format, read.note
 
     def _summary(self, record: Any) -> dict[str, Any]:
         return summary(

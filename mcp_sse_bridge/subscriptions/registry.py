@@ -27,7 +27,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
@@ -98,6 +98,8 @@ class Read:
     elapsed_s: float
     reconnects: int
     skipped: dict[str, int]
+    shaped: dict[str, Any] = field(default_factory=dict)  # `folded`, `summary`: set by shaping
+    note: str | None = None  # what shaping did, in one line
 
     def to_dict(self) -> dict[str, Any]:
         result = {
@@ -114,6 +116,7 @@ class Read:
             "dropped": self.dropped,
             "truncated": self.dropped > 0,
             "state": self.state,
+            **self.shaped,
         }
         if self.reason is not None:
             result["reason"] = self.reason
@@ -144,6 +147,7 @@ class Registry:
         self.watchers: list[Watcher] = []
         self.feeds: dict[str, Feed] = {}
         self._pending: dict[str, anyio.Event] = {}
+        self._reading: dict[str, anyio.Lock] = {}  # reads from the default position, one at a time
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def __aenter__(self) -> Registry:
@@ -336,8 +340,31 @@ class Registry:
         max_events: int = 10,
         max_bytes: int | None = None,
         wait_seconds: float = 0.0,
+        shape: Callable[[Read], None] | None = None,
     ) -> Read:
-        """The events after `cursor` (default: where the previous read ended), bounded."""
+        """The events after `cursor` (default: where the previous read ended), bounded.
+
+        Reads from the default position take turns, so parallel readers never get the same
+        events twice. `shape` (result shaping) runs before the position moves: a read it refuses
+        moves nothing, and no event is lost to it.
+        """
+        lock = self._reading.setdefault(sub_id, anyio.Lock()) if cursor is None else None
+        async with lock or contextlib.nullcontext():
+            read, end = await self._page(sub_id, cursor, max_events, max_bytes, wait_seconds)
+            if shape is not None:
+                shape(read)
+            await self.store.update(sub_id, read_seq=end, last_read_at=time.time())
+        return read
+
+    async def _page(
+        self,
+        sub_id: str,
+        cursor: str | None,
+        max_events: int,
+        max_bytes: int | None,
+        wait_seconds: float,
+    ) -> tuple[Read, int]:
+        """The read and the sequence number it ends at."""
         start = anyio.current_time()
         record = await self.status(sub_id)
         after = record.read_seq if cursor is None else Cursor.decode(cursor, sub_id).seq
@@ -350,7 +377,6 @@ class Registry:
         end = events[-1].seq if events else min(after, record.last_seq)
         if not events and page.dropped:
             end = record.last_seq  # everything after the cursor was overwritten: move past it
-        await self.store.update(sub_id, read_seq=end, last_read_at=time.time())
         has_more = page.has_more or cut
         if cut:
             stop = "max_bytes"
@@ -358,7 +384,7 @@ class Registry:
             stop = "max_events"
         else:
             stop = "closed" if record.state == "ended" else "caught_up"
-        return Read(
+        read = Read(
             subscription=sub_id,
             events=[event.to_dict() for event in events],
             cursor=Cursor(sub_id, end).encode(),
@@ -372,6 +398,7 @@ class Registry:
             reconnects=record.reconnects,
             skipped={"filtered": record.filtered, "oversized": record.oversized},
         )
+        return read, end
 
     async def status(self, sub_id: Any) -> SubscriptionRecord:
         """The subscription's record, or an `ArgumentError` saying it is gone."""
@@ -410,6 +437,7 @@ class Registry:
         return record
 
     async def _remove(self, sub_id: str, reason: str) -> None:
+        self._reading.pop(sub_id, None)
         feed = self.feeds.pop(sub_id, None)
         if feed is not None:
             feed.stop(reason)
