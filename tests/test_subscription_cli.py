@@ -17,7 +17,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from mcp_sse_bridge.cli import main
 from tests.feeds import SECRET, Ticker, manual_doc, ok, ticking
-from tests.sse_server import Request, Response, serve_in_thread, sse_lines
+from tests.sse_server import Request, Response, serve, serve_in_thread, sse_lines
 
 ROOT = Path(__file__).parent.parent
 BRIDGE = [sys.executable, "-m", "mcp_sse_bridge"]
@@ -60,6 +60,34 @@ async def test_a_pinned_subscription_is_there_from_the_first_call(tmp_path: Path
     assert sub["pinned"] is True and sub["arguments"] == {"symbol": "AAPL"}
     assert sub["buffer_events"] == 50 and result["count"] >= 5
     assert upstream.requests[0].query == [("symbol", "AAPL")]
+
+
+@pytest.mark.anyio
+async def test_a_pinned_subscription_whose_upstream_fails_at_start_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """The upstream answers 404 twice (the feed is not there yet), then streams: the pin is
+    retried in the background while the bridge serves, and is listed once it connects."""
+    ticker = Ticker(0.02)
+    streaming = anyio.Event()
+
+    async def late(request: Request, response: Response) -> None:
+        if len(upstream.requests) <= 2:
+            await response.simple(404, "not yet")
+            return
+        streaming.set()
+        await ticker.handler(request, response)
+
+    async with ticking(ticker) as feed, serve(late) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        with anyio.fail_after(20):
+            async with mcp.Client(bridge("--manual", manual, "--subscribe", "ticks")) as client:
+                assert ok(await client.call_tool("list_subscriptions", {}))["count"] == 0
+                await streaming.wait()  # the third try
+                again = {"tool": "ticks", "arguments": {}}
+                joined = ok(await client.call_tool("subscribe", again))
+    assert joined["joined"] and joined["pinned"] and joined["state"] == "live"
+    assert feed is not None and len(upstream.requests) == 3
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ import pytest
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 
+from mcp_sse_bridge.calls.bridge import Limits
 from tests.feeds import (
     MODES,
     SECRET,
@@ -35,6 +36,7 @@ from tests.feeds import (
     subscribe,
     ticking,
 )
+from tests.sse_server import serve, sse_lines, wait_disconnect
 
 ROOT = Path(__file__).parent.parent
 
@@ -151,3 +153,29 @@ async def test_over_stateful_streamable_http_both_eras_hear_updates(tmp_path: Pa
             result = await read(client, sub, max_events=1000)
         await upstream.wait_for_client_close(timeout=5)
     assert result["count"] > 0
+
+
+async def big_events(request, response):
+    await response.head()
+    for n in range(1, 6):
+        data = {"n": n, "blob": "x" * 40_000}
+        await response.send(sse_lines({"event": "big", "id": str(n), "data": data}))
+    await wait_disconnect(response)
+
+
+async def test_a_resource_read_keeps_to_the_byte_budget_newest_first():
+    async with (
+        serve(big_events) as upstream,
+        client_for(upstream, "auto", limits=Limits(max_bytes=100_000)) as client,
+    ):
+        sub = await subscribe(client)
+        seen, cursor = 0, sub["cursor"]
+        with anyio.fail_after(10):
+            while seen < 5:
+                got = await read(client, sub["subscription"], cursor=cursor, wait_seconds=1)
+                seen, cursor = seen + got["count"], got["cursor"]
+        uri = f"sse://subscriptions/{sub['subscription']}"
+        (content,) = (await client.read_resource(uri)).contents
+    body = json.loads(content.text)
+    assert [event["id"] for event in body["events"]] == ["4", "5"]  # 2 x 40 kB fit in 100 kB
+    assert body["left_out"] == 3

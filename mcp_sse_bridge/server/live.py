@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
@@ -27,6 +28,7 @@ from .resources import Notifier, ResourceHandlers
 from .subscription_tools import NAMES, Result, SubscriptionTools, check_names
 
 logger = logging.getLogger(__name__)
+PIN_RETRY_MAX = 60.0  # seconds between two tries of a pinned subscription that does not connect
 
 
 class SubscriptionLayer:
@@ -77,15 +79,29 @@ class SubscriptionLayer:
             tg.start_soon(self.notifier.run)
             async with anyio.create_task_group() as pins:
                 for pin in self._pinned:
-                    pins.start_soon(self._pin, pin)
+                    pins.start_soon(self._pin, pin, tg)
             try:
                 yield
             finally:
                 self._listen.close()
                 tg.cancel_scope.cancel()
 
-    async def _pin(self, pin: Pin) -> None:
-        """A pinned subscription whose upstream fails at start is logged; the bridge serves on."""
+    async def _pin(self, pin: Pin, background: anyio.abc.TaskGroup) -> None:
+        """Start a pinned subscription before the server serves; one whose upstream fails is
+        logged and tried again in the `background` (after 1 s, doubling up to `PIN_RETRY_MAX`
+        s) until it connects, while the bridge serves on."""
+        if not await self._try_pin(pin, 1.0):
+            background.start_soon(self._keep_pinning, pin)
+
+    async def _keep_pinning(self, pin: Pin) -> None:
+        delay = 1.0
+        while True:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, PIN_RETRY_MAX)
+            if await self._try_pin(pin, delay):
+                return
+
+    async def _try_pin(self, pin: Pin, next_try: float) -> bool:
         try:
             await self.registry.subscribe(
                 pin.tool,
@@ -95,9 +111,13 @@ class SubscriptionLayer:
                 buffer_events=pin.buffer_events,
                 pinned=True,
             )
+            return True
         except BridgeError as err:
             text = self.registry.bridge.secrets.redact(" ".join(str(err).split()))
-            logger.error("pinned subscription to %s failed: %s", pin.tool, text)
+            logger.error(
+                "pinned subscription to %s failed (next try in %g s): %s", pin.tool, next_try, text
+            )
+            return False
 
 
 class NotifyingServer(Server[Bridge]):

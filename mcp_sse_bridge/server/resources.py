@@ -165,9 +165,19 @@ class ResourceHandlers:
         self.notifier.seen(ctx)
         record = await self._status(params.uri)
         newest = await self.registry.newest(record.id, RESOURCE_EVENTS)
-        events = [event.to_dict() for event in newest]
+        budget = self.registry.bridge.limits.max_bytes
+        kept = newest
+        if budget is not None:  # the newest events within --max-bytes, as a read's are
+            total, start = 0, len(newest)
+            while start and total + newest[start - 1].size <= budget:
+                start -= 1
+                total += newest[start].size
+            kept = newest[start:]
+        events = [event.to_dict() for event in kept]
         ttl, redact = self.registry.limits.ttl_seconds, self.registry.bridge.secrets.redact
         body = {"subscription": summary(record, ttl, redact), "events": events}
+        if len(kept) < len(newest):
+            body["left_out"] = len(newest) - len(kept)  # older ones, over --max-bytes
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=params.uri, mime_type=MIME, text=text)]
