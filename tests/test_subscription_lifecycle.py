@@ -8,7 +8,17 @@ import pytest
 
 from mcp_sse_bridge.calls.bridge import Limits
 from mcp_sse_bridge.subscriptions.registry import Pin, SubscriptionLimits
-from tests.feeds import MODES, Ticker, client_for, listed, read, subscribe, text_of, ticking
+from tests.feeds import (
+    MODES,
+    SECRET,
+    Ticker,
+    client_for,
+    listed,
+    read,
+    subscribe,
+    text_of,
+    ticking,
+)
 from tests.sse_server import Request, Response, serve, wait_disconnect
 
 pytestmark = pytest.mark.anyio
@@ -166,3 +176,17 @@ async def test_a_subscribe_to_an_upstream_that_never_answers_ends_in_an_error():
             assert result.is_error and "No response" in text_of(result)
             assert await listed(client) == []
         await upstream.wait_for_client_close(timeout=1)
+
+
+async def test_an_upstream_that_refuses_every_attempt_is_named_in_the_subscribe_error():
+    async def busy(request, response):
+        await response.simple(503, f"deploying, key {SECRET}", headers={"Retry-After": "1"})
+
+    limits = Limits(connect_timeout=1.0)  # the subscribe waits 3 x connect_timeout at most
+    async with serve(busy) as upstream, client_for(upstream, "auto", limits=limits) as client:
+        failed = await client.call_tool("subscribe", {"tool": "ticks", "arguments": {}})
+        listed = await client.call_tool("list_subscriptions", {})
+    text = failed.content[0].text
+    assert failed.is_error and "refused every attempt" in text and "503" in text
+    assert SECRET not in text
+    assert listed.structured_content["count"] == 0

@@ -62,6 +62,11 @@ class Feed:
         self.handed_over = False  # stopped without ending: another process feeds it now
 
     @property
+    def refused(self) -> str:
+        """The latest refusal of a first connection that is being retried ("" if none)."""
+        return "" if self._stream is None else self._stream.refused
+
+    @property
     def reconnects(self) -> int:
         return 0 if self._stream is None else self._stream.reconnects
 

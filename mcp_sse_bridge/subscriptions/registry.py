@@ -268,6 +268,12 @@ class Registry:
                 f"The upstream ended the stream at once ({feed.reason}).",
                 hint="Check the tool's arguments; this upstream has nothing to stream for them.",
             )
+        elif feed.refused:
+            failure = UpstreamError(
+                f"The upstream of {record.tool!r} refused every attempt for {guard:g} s; the "
+                f"last: {self.bridge.secrets.redact(feed.refused)}",
+                hint="It may be restarting or rate-limiting this client: subscribe again later.",
+            )
         else:
             failure = ConnectError(
                 f"No response from the upstream of {record.tool!r} within {guard:g} s.",
