@@ -229,6 +229,15 @@ class Accepted:
                 for item in self._take(chunk):
                     yield item
 
+    async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The accepted events a chunk at a time, all bounds applied (no shaping): for a
+        consumer that stores them in one step per chunk, as a subscription's feed does."""
+        self._end = anyio.current_time() + self._bounds.max_seconds
+        while self.stop_reason is None:
+            chunk = await self._next_within_bounds(self._bounds.idle_seconds)
+            if chunk and (taken := list(self._take(chunk))):
+                yield taken
+
     async def _next_within_bounds(self, idle: float | None) -> list[ServerSentEvent] | None:
         """The next chunk, or None with `stop_reason` set when the stream or a bound ends."""
         if idle is not None and self._heard:  # idle time is upstream silence, never the

@@ -112,26 +112,29 @@ class Feed:
             await self._end(reason)
 
     async def _buffer(self, run: Accepted) -> None:
-        """Append each accepted event, marking the first one after each reconnect."""
+        """Append the accepted events a chunk at a time, with the feed's status in the same
+        store step (under a firehose one step carries hundreds of events); the first event
+        after each reconnect (or a takeover) is marked as a gap."""
         state = run.state
         seen_reconnects = 0
         gap = self._resumed
-        async for item in run:
-            if item["id"] and item["id"] in self._known:
-                continue  # replayed after a takeover: buffered already
-            gap = gap or state.reconnects != seen_reconnects
-            seen_reconnects = state.reconnects
-            data = item["data"]
-            text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-            size = len(item["event"]) + len(item["id"]) + len(text.encode())
-            event = StoredEvent(item["event"], item["id"], data, utc_now(), size, gap)
-            gap = False
-            await self._store.append(self.id, [event])
-            await self._store.update(
+        async for items in run.batches():
+            events = []
+            for item in items:
+                if item["id"] and item["id"] in self._known:
+                    continue  # replayed after a takeover: buffered already
+                gap = gap or state.reconnects != seen_reconnects
+                seen_reconnects = state.reconnects
+                events.append(_stored(item, gap))
+                gap = False
+            if not events:
+                continue
+            await self._store.append(
                 self.id,
+                events,
                 state=self.state,
                 reconnects=state.reconnects,
-                last_event_id=state.last_event_id,
+                last_event_id=run.last_event_id,
                 filtered=run.filtered,
                 oversized=run.skipped["oversized"],
             )
@@ -169,6 +172,14 @@ class Feed:
         self.ready.set()
         self.done.set()
         self._on_append(self.id)
+
+
+def _stored(item: dict[str, Any], gap: bool) -> StoredEvent:
+    """An accepted event as the store keeps it; its size is what it costs of the limits."""
+    data = item["data"]
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    size = len(item["event"]) + len(item["id"]) + len(text.encode())
+    return StoredEvent(item["event"], item["id"], data, utc_now(), size, gap)
 
 
 def utc_now() -> str:

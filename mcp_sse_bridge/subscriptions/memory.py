@@ -76,11 +76,13 @@ class MemoryStore:
         if "state" in changes:
             buffer.wake()  # a reader waiting on a feed that ended answers at once
 
-    async def append(self, sub_id: str, events: list[StoredEvent]) -> int:
+    async def append(self, sub_id: str, events: list[StoredEvent], **changes: Any) -> int:
         buffer = self._buffers.get(sub_id)
         if buffer is None:
             return 0
         record, queue = buffer.record, buffer.events
+        for name, value in changes.items():
+            setattr(record, name, value)
         for event in events:
             record.last_seq += 1
             event.seq = record.last_seq

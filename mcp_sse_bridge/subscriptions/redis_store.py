@@ -48,20 +48,25 @@ NEWS_FALLBACK = 1.0  # a waiting reader re-checks this often, in case a news mes
 _FIELDS = [field.name for field in dataclasses.fields(SubscriptionRecord)]
 _COUNTERS = ("last_seq", "buffered", "dropped", "bytes")  # kept by the scripts, never by `update`
 
-# KEYS: record, events, lease, total bytes.  ARGV: token, max total bytes, then size, payload ...
+# KEYS: record, events, lease, total bytes, news channel.  ARGV: token, max total bytes, news
+# message, count of record fields, field, value ..., then size, payload ... per event.
 _APPEND = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local fields = tonumber(ARGV[4])
+if fields > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * fields)) end
 local limit = tonumber(redis.call('HGET', KEYS[1], 'buffer_events'))
 local seq = 0
-for i = 3, #ARGV, 2 do
+local added = 0
+for i = 5 + 2 * fields, #ARGV, 2 do
   seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
   redis.call('XADD', KEYS[2], '0-' .. seq, 's', ARGV[i], 'e', ARGV[i + 1])
-  redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[i])
-  redis.call('INCRBY', KEYS[4], ARGV[i])
+  added = added + tonumber(ARGV[i])
 end
+redis.call('HINCRBY', KEYS[1], 'bytes', added)
+redis.call('INCRBY', KEYS[4], added)
 local cap = tonumber(ARGV[2])
 while redis.call('XLEN', KEYS[2]) > limit or
       (tonumber(redis.call('GET', KEYS[4]) or 0) > cap and redis.call('XLEN', KEYS[2]) > 0) do
@@ -73,6 +78,7 @@ while redis.call('XLEN', KEYS[2]) > limit or
   redis.call('DECRBY', KEYS[4], size)
 end
 redis.call('HSET', KEYS[1], 'buffered', redis.call('XLEN', KEYS[2]))
+redis.call('PUBLISH', KEYS[5], ARGV[3])
 return seq
 """
 
@@ -202,8 +208,13 @@ class RedisStore:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def append(self, sub_id: str, events: list[StoredEvent]) -> int:
-        args: list[Any] = [self._tokens.get(sub_id, ""), self.max_bytes]
+    async def append(self, sub_id: str, events: list[StoredEvent], **changes: Any) -> int:
+        """One script: fenced by our lease, numbered, trimmed, the record's `changes` set and
+        the news published, so a batch costs one round trip."""
+        fields = [x for k, v in changes.items() if k not in _COUNTERS for x in (k, json.dumps(v))]
+        news = f"append {self.replica} {sub_id}"
+        args: list[Any] = [self._tokens.get(sub_id, ""), self.max_bytes, news, len(fields) // 2]
+        args += fields
         for event in events:
             args += [event.size, _event_payload(event)]
         keys = [
@@ -211,6 +222,7 @@ class RedisStore:
             self._key("events", sub_id),
             self._key("lease", sub_id),
             self._key("bytes"),
+            self._key("news"),
         ]
         try:
             seq = int(await self._append(keys, args))
@@ -226,7 +238,7 @@ class RedisStore:
             raise _unavailable(exc) from None
         for i, event in enumerate(events):
             event.seq = seq - len(events) + 1 + i
-        await self._publish(sub_id)
+        self._wake(sub_id)
         return seq
 
     async def read(self, sub_id: str, after_seq: int, limit: int) -> Page:

@@ -115,9 +115,9 @@ class SubscriptionStore(Protocol):
         """Set fields of the record (state, reason, reconnects, read_seq, ...)."""
         ...
 
-    async def append(self, sub_id: str, events: list[StoredEvent]) -> int:
-        """Buffer `events` in order, numbering them; trims the oldest past the limits.
-        Returns the last sequence number."""
+    async def append(self, sub_id: str, events: list[StoredEvent], **changes: Any) -> int:
+        """Buffer `events` in order, numbering them, and set `changes` on the record, in one
+        step; trims the oldest past the limits. Returns the last sequence number."""
         ...
 
     async def read(self, sub_id: str, after_seq: int, limit: int) -> Page: ...
