@@ -18,6 +18,7 @@ from bench import (
     bench_concurrency,
     bench_firehose,
     bench_latency,
+    bench_scaleout,
     bench_shaping,
     bench_startup,
     bench_subscriptions,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, float, float]] = {
     "shaping": (bench_shaping, 180, 90),
     "startup": (bench_startup, 180, 60),
     "subscriptions": (bench_subscriptions, 180, 90),
+    "scaleout": (bench_scaleout, 240, 120),
 }
 
 

@@ -146,7 +146,7 @@ for what each benchmark does.
 """
 
 
-MODES = ("full", "quick", "shaping")  # shaping: `python -m bench.bench_shaping` alone
+MODES = ("full", "quick", "shaping", "scaleout")  # the last two: `python -m bench.bench_NAME`
 
 
 def write(path: Path, mode: str, text: str) -> None:
