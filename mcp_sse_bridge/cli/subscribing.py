@@ -19,7 +19,7 @@ import anyio
 from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
-from .options import positive
+from .options import BoundFlag, add_bounds
 from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
 
 DEFAULTS = SubscriptionLimits()
@@ -40,34 +40,35 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="'TOOL key=value ...'",
         help="start a pinned subscription with the server (repeatable; never expires)",
     )
-    group.add_argument(
+    add_bounds(group, _SUBSCRIPTION_BOUNDS)
+
+
+_SUBSCRIPTION_BOUNDS: tuple[BoundFlag, ...] = (
+    (
         "--max-subscriptions",
-        type=positive(int),
-        default=DEFAULTS.max_subscriptions,
-        metavar="N",
-        help="subscriptions at once (default: %(default)s)",
-    )
-    group.add_argument(
+        int,
+        DEFAULTS.max_subscriptions,
+        "subscriptions at once (default: %(default)s)",
+    ),
+    (
         "--subscription-bytes-limit",
-        type=positive(int),
-        default=DEFAULTS.max_bytes,
-        metavar="N",
-        help="bytes buffered by all subscriptions together (default: %(default)s)",
-    )
-    group.add_argument(
+        int,
+        DEFAULTS.max_bytes,
+        "bytes buffered by all subscriptions together (default: %(default)s)",
+    ),
+    (
         "--subscription-ttl",
-        type=positive(float),
-        default=DEFAULTS.ttl_seconds,
-        metavar="S",
-        help="end an unpinned subscription unread this long (default: %(default)s)",
-    )
-    group.add_argument(
+        float,
+        DEFAULTS.ttl_seconds,
+        "end an unpinned subscription unread this long (default: %(default)s)",
+    ),
+    (
         "--subscription-buffer-limit",
-        type=positive(int),
-        default=DEFAULTS.max_buffer_events,
-        metavar="N",
-        help="ceiling of a subscription's buffer_events (default: %(default)s)",
-    )
+        int,
+        DEFAULTS.max_buffer_events,
+        "ceiling of a subscription's buffer_events (default: %(default)s)",
+    ),
+)
 
 
 def limits_from(args: argparse.Namespace) -> SubscriptionLimits | None:
