@@ -14,8 +14,9 @@ The names below are the library's public API; `server` is imported on its own
 
 __version__ = "0.1.0"
 
-from .calls.batch import Batch, Bounds, EventFilter
+from .calls.batch import Batch
 from .calls.bridge import Bridge, Limits
+from .calls.filters import Bounds, EventFilter
 from .errors import (
     ArgumentError,
     AuthError,

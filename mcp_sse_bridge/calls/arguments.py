@@ -28,7 +28,7 @@ from referencing.exceptions import Unresolvable
 from ..errors import ArgumentError, ManualError
 from ..manual import RESERVED_ARGUMENTS, ToolSpec
 from ..shaping import Path, Shaping
-from .batch import Bounds
+from .filters import Bounds
 
 _ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8
 # Input schemas that allow or define arguments beyond `properties`: no undeclared-argument check.

@@ -47,7 +47,8 @@ from ..upstream.transport import (
 )
 from ..urls import check_url
 from .arguments import CallPlan, Limits, argument_validator, control_schema, plan_call
-from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
+from .batch import Accepted, Batch, OnEvent
+from .filters import Bounds, EventFilter
 from .redaction import HTTP_LOGGERS, RedactingFilter, auth_secrets, known_secrets, redacted
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
