@@ -1,4 +1,4 @@
-"""The `mcp-sse-bridge` command: `serve` (the default), `list`, `check`, `call` and `demo`.
+"""The `mcp-sse-bridge` command: `serve` (the default), list, check, call, demo, probe, import.
 
 Every failure is one line on stderr, never a traceback. Exit codes: 0 success; 1 a `call` failed
 upstream (connect, HTTP status, protocol); 2 a usage or configuration problem (bad flag, bad
