@@ -1,12 +1,15 @@
 """mcp-sse-bridge: upstream Server-Sent-Events APIs, described by UTCP manuals, as MCP tools.
 
-The package is a stack whose layers import only downwards:
+The package is a stack whose layers import only downwards (`tests/test_layering.py`):
 
-    manual/     UTCP manuals, tool names, `${VAR}` variables and the secret registry
-    upstream/   request building, auth, the SSE parser, the reconnecting stream, sockets
-    calls/      control arguments, filters, bounds, batches, and the `Bridge` facade
-    server/     the MCP layer (tools, results, progress; stdio and streamable HTTP)
-    cli/        the `mcp-sse-bridge` command
+    manual/         UTCP manuals (JSON, or OpenAPI documents), names, `${VAR}` variables, secrets
+    upstream/       request building, auth, the SSE parser, the reconnecting stream, sockets
+    shaping/        results reduced for a model's context (fields, latest_per, summary, lines)
+    calls/          control arguments, filters, bounds, batches, and the `Bridge` facade
+    authoring/      `probe` (a live stream -> a manual) and writing manuals
+    subscriptions/  feeds held open between calls, buffered, read from cursors
+    server/         the MCP layer (tools, results, progress, resources; stdio and HTTP)
+    cli/            the `mcp-sse-bridge` command
 
 The names below are the library's public API; `server` is imported on its own
 (`from mcp_sse_bridge.server import build_server`) because it brings the MCP SDK.
@@ -14,8 +17,9 @@ The names below are the library's public API; `server` is imported on its own
 
 __version__ = "0.1.0"
 
-from .calls.batch import Batch, Bounds, EventFilter
+from .calls.batch import Batch
 from .calls.bridge import Bridge, Limits
+from .calls.filters import Bounds, EventFilter
 from .errors import (
     ArgumentError,
     AuthError,

@@ -23,6 +23,8 @@ from mcp_sse_bridge.manual import parse_manual
 from mcp_sse_bridge.manual.variables import Variables
 from mcp_sse_bridge.server.tools import build_server
 from mcp_sse_bridge.subscriptions.registry import Pin, SubscriptionLimits
+from tests.acceptance.results import batch_of as ok  # a subscription tool's result reads alike
+from tests.acceptance.results import text_of as text_of
 from tests.sse_server import Request, Response, SSEServer, serve, sse_lines
 
 SECRET = "sk-live-5ecret-0123456789"
@@ -132,17 +134,6 @@ async def ticking(ticker: Ticker) -> AsyncIterator[SSEServer]:
         await tg.start(ticker.clock)
         yield upstream
         tg.cancel_scope.cancel()
-
-
-def text_of(result: Any) -> str:
-    return " ".join(block.text for block in result.content)
-
-
-def ok(result: Any) -> dict[str, Any]:
-    """The structured result, after checking the text content carries the same JSON."""
-    assert not result.is_error, text_of(result)
-    assert json.loads(text_of(result)) == result.structured_content
-    return result.structured_content
 
 
 async def subscribe(client: mcp.Client, **arguments: Any) -> dict[str, Any]:

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_sse_bridge.calls.batch import Accepted, Batch, Bounds, EventFilter, collect, event_to_dict
+from mcp_sse_bridge.calls.batch import Accepted, Batch, collect
+from mcp_sse_bridge.calls.events import event_to_dict
+from mcp_sse_bridge.calls.filters import Bounds, EventFilter
 from mcp_sse_bridge.errors import ConnectError, ServerError
 from mcp_sse_bridge.upstream.sse import ServerSentEvent
 from mcp_sse_bridge.upstream.stream import StreamState

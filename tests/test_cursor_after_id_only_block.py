@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import types
 
 from tests.acceptance.bridges import connect, tool, write_manual
+from tests.acceptance.results import batch_of, ids
 from tests.sse_server import Request, Response, SSEServer, serve, wait_disconnect
 
 pytestmark = pytest.mark.anyio
@@ -58,18 +58,27 @@ async def call(
                 {"max_events": 10, "max_seconds": 5, **arguments},
                 progress_callback=gate.on_progress if gate else None,
             )
-    text = " ".join(b.text for b in result.content if isinstance(b, types.TextContent))
-    assert not result.is_error, text
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def ids(batch: dict[str, Any]) -> list[str]:
-    return [event["id"] for event in batch["events"]]
+    return batch_of(result)
 
 
 def last_event_ids(server: SSEServer) -> list[str | None]:
     return [request.headers.get("last-event-id") for request in server.requests]
+
+
+async def event_then_id_only_block(response: Response, gate: Gate) -> None:
+    """Event 1, then, once the client was told of it, `id: 2` with no data (a chunk of its own)."""
+    await response.send("id: 1\ndata: a\n\n")
+    await gate.after_event(1)
+    await response.send("id: 2\n\n")
+
+
+async def resumed_after_2(request: Request, response: Response) -> bool:
+    """Answer a request resuming after id 2 with event 3 and the end; False for any other."""
+    if request.headers.get("last-event-id") != "2":
+        return False
+    await response.send("id: 3\ndata: c\n\n")
+    await response.finish()
+    return True
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -79,13 +88,9 @@ async def test_an_id_only_block_at_the_end_of_a_closed_stream_is_the_cursor(
     gate = Gate()
 
     async def handler(request: Request, response: Response) -> None:
-        if request.headers.get("last-event-id") == "2":  # the resumed call
-            await response.send("id: 3\ndata: c\n\n")
-            await response.finish()
+        if await resumed_after_2(request, response):  # the resumed call
             return
-        await response.send("id: 1\ndata: a\n\n")
-        await gate.after_event(1)
-        await response.send("id: 2\n\n")
+        await event_then_id_only_block(response, gate)
         await response.finish()
 
     async with serve(handler) as server:
@@ -103,13 +108,9 @@ async def test_an_id_only_block_before_a_drop_is_what_the_reconnect_sends(
     gate = Gate()
 
     async def handler(request: Request, response: Response) -> None:
-        if request.headers.get("last-event-id") == "2":
-            await response.send("id: 3\ndata: c\n\n")
-            await response.finish()
+        if await resumed_after_2(request, response):  # the reconnect
             return
-        await response.send("id: 1\ndata: a\n\n")
-        await gate.after_event(1)
-        await response.send("id: 2\n\n")
+        await event_then_id_only_block(response, gate)
         await response.abort()
 
     async with serve(handler) as server:
@@ -129,9 +130,7 @@ async def test_an_id_only_block_before_a_drop_is_the_cursor_when_the_call_stops_
         if request.headers.get("last-event-id"):
             await response.simple(503, "restarting")
             return
-        await response.send("id: 1\ndata: a\n\n")
-        await gate.after_event(1)
-        await response.send("id: 2\n\n")
+        await event_then_id_only_block(response, gate)
         await response.abort()
 
     async with serve(handler) as server:
@@ -151,9 +150,7 @@ async def test_an_id_only_block_between_two_events_gives_the_second_its_id(
     gate = Gate()
 
     async def handler(request: Request, response: Response) -> None:
-        await response.send("id: 1\ndata: a\n\n")
-        await gate.after_event(1)
-        await response.send("id: 2\n\n")
+        await event_then_id_only_block(response, gate)
         await response.send("data: b\n\n")  # no id line: it carries the last event id, 2
         await response.finish()
 

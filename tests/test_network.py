@@ -30,6 +30,7 @@ from anyio.streams.tls import TLSStream
 from mcp_sse_bridge.upstream.network import HIGH_WATER, AsyncioBackend, AsyncioStream
 from mcp_sse_bridge.upstream.transport import StreamTransport
 
+from .acceptance.network import closed_port
 from .sse_server import serving
 
 pytestmark = pytest.mark.anyio
@@ -141,13 +142,6 @@ async def event_stream(connection: anyio.abc.ByteStream) -> None:
     await connection.send(b"0\r\n\r\n")
     with contextlib.suppress(anyio.BrokenResourceError):
         await read_to_end(connection)
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stream_client(ssl_context: ssl.SSLContext | None = None) -> httpx2.AsyncClient:

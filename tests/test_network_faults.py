@@ -31,7 +31,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import mcp
-import mcp_types as types
 import pytest
 import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -44,6 +43,7 @@ from mcp_sse_bridge.errors import BridgeError, ConnectError, UpstreamError
 from mcp_sse_bridge.manual import parse_manual
 from mcp_sse_bridge.manual.variables import Variables
 
+from .acceptance.results import text_of
 from .sse_server import serving
 
 pytestmark = [
@@ -728,10 +728,6 @@ async def test_300_concurrent_calls_with_random_faults_end_in_time() -> None:
 
 
 # -- the MCP server over stdio -----------------------------------------------------------------
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 def bridge_children() -> list[int]:

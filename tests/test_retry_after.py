@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import types
 
 from mcp_sse_bridge.calls.bridge import Bridge
 from mcp_sse_bridge.errors import ConnectError, HTTPStatusError, ServerError, UpstreamError
@@ -26,6 +25,7 @@ from mcp_sse_bridge.manual import load_manual
 from mcp_sse_bridge.manual.variables import Variables
 from mcp_sse_bridge.upstream.retry import MAX_RETRY_AFTER_S, RetryPolicy, retry_after
 from tests.acceptance.bridges import connect, tool, write_manual
+from tests.acceptance.results import text_of
 from tests.sse_server import Request, Response, SSEServer, serve, sse_lines, wait_disconnect
 
 pytestmark = pytest.mark.anyio
@@ -78,10 +78,6 @@ async def call(bridge: Bridge, **arguments: Any) -> tuple[Any, float]:
             except UpstreamError as exc:
                 outcome = exc
     return outcome, anyio.current_time() - started
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 # -- waits honoured ------------------------------------------------------------------------------

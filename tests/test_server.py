@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -31,6 +30,9 @@ from mcp_sse_bridge.manual.variables import Variables
 from mcp_sse_bridge.server import tools as bridge_server
 from mcp_sse_bridge.server.stdio import PipeReader, PipeWriter
 from mcp_sse_bridge.server.tools import BATCH_SCHEMA, build_server
+from tests.acceptance.network import closed_port
+from tests.acceptance.results import batch_of, text_of
+from tests.acceptance.upstreams import script
 from tests.sse_server import (
     Handler,
     Request,
@@ -107,34 +109,8 @@ async def session(
             yield client, upstream
 
 
-def stream(*events: dict[str, Any], end: str = "finish") -> Handler:
-    """A handler sending `events`, then ending cleanly ("finish") or holding the stream ("hold")."""
-
-    async def handler(request: Request, response: Response) -> None:
-        await response.head()
-        for event in events:
-            await response.send(sse_lines(event))
-        if end == "finish":
-            await response.finish()
-        else:
-            await wait_disconnect(response)
-
-    return handler
-
-
 def ticks(n: int, **extra: Any) -> list[dict[str, Any]]:
     return [{"event": "tick", "id": str(i), "data": {"price": 100 + i, **extra}} for i in range(n)]
-
-
-def text_of(result: Any) -> str:
-    return " ".join(block.text for block in result.content)
-
-
-def batch_of(result: Any) -> dict[str, Any]:
-    """The structured batch, after checking that the text content carries the same batch."""
-    assert not result.is_error, text_of(result)
-    assert json.loads(text_of(result)) == result.structured_content
-    return result.structured_content
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -142,7 +118,7 @@ def batch_of(result: Any) -> dict[str, Any]:
 
 @MODES
 async def test_tools_are_listed_with_schemas_and_annotations(mode: str) -> None:
-    async with session(stream(), mode) as (client, _):
+    async with session(script(), mode) as (client, _):
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert list(tools) == ["ticks", "job-status"]
     ticks_tool = tools["ticks"]
@@ -179,7 +155,7 @@ async def test_several_manuals_get_prefixed_tool_names() -> None:
 
 @MODES
 async def test_call_returns_the_batch_as_structured_content_and_text(mode: str) -> None:
-    async with session(stream(*ticks(3)), mode) as (client, upstream):
+    async with session(script(*ticks(3)), mode) as (client, upstream):
         result = await client.call_tool("ticks", {"symbol": "A/B", "depth": 2})
     batch = batch_of(result)
     assert batch["events"] == [
@@ -195,24 +171,20 @@ async def test_call_returns_the_batch_as_structured_content_and_text(mode: str) 
     assert request.headers["accept"] == "text/event-stream"
 
 
-def hold_after(*events: dict[str, Any]) -> Handler:
-    return stream(*events, end="hold")
-
-
 STOPS = [
     # (stop reason, upstream, arguments, limits, expected event ids)
-    ("max_events", stream(*ticks(20)), {"max_events": 2}, Limits(), ["0", "1"]),
-    ("closed", stream(*ticks(2)), {}, Limits(), ["0", "1"]),
-    ("max_seconds", hold_after(*ticks(1)), {"max_seconds": 0.3}, Limits(), ["0"]),
-    ("idle", hold_after(*ticks(1)), {}, Limits(idle_seconds=0.2), ["0"]),
+    ("max_events", script(*ticks(20)), {"max_events": 2}, Limits(), ["0", "1"]),
+    ("closed", script(*ticks(2)), {}, Limits(), ["0", "1"]),
+    ("max_seconds", script(*ticks(1), end="hold"), {"max_seconds": 0.3}, Limits(), ["0"]),
+    ("idle", script(*ticks(1), end="hold"), {}, Limits(idle_seconds=0.2), ["0"]),
     (
         "until_event",
-        stream(*ticks(2), {"event": "done", "id": "9", "data": "ok"}, *ticks(2)),
+        script(*ticks(2), {"event": "done", "id": "9", "data": "ok"}, *ticks(2)),
         {"until_event": "done"},
         Limits(),
         ["0", "1", "9"],
     ),
-    ("max_bytes", stream(*ticks(5)), {}, Limits(max_bytes=40), ["0", "1"]),
+    ("max_bytes", script(*ticks(5)), {}, Limits(max_bytes=40), ["0", "1"]),
 ]
 
 
@@ -249,7 +221,7 @@ async def test_filters_and_resume(mode: str) -> None:
         "event_types": ["tick"],
         "match": {"symbol": "AAPL", "quote.venue": "X"},
     }
-    async with session(stream(*events), mode) as (client, upstream):
+    async with session(script(*events), mode) as (client, upstream):
         batch = batch_of(await client.call_tool("ticks", arguments))
     assert [event["id"] for event in batch["events"]] == ["1", "5"]
     assert batch["skipped"]["filtered"] == 3
@@ -259,7 +231,7 @@ async def test_filters_and_resume(mode: str) -> None:
 @MODES
 async def test_the_manual_event_type_filters(mode: str) -> None:
     events = [{"event": "log", "data": "x"}, {"event": "progress", "id": "1", "data": "50"}]
-    async with session(stream(*events), mode) as (client, _):
+    async with session(script(*events), mode) as (client, _):
         batch = batch_of(await client.call_tool("job-status", {}))
     assert batch["events"] == [{"event": "progress", "id": "1", "data": 50}]
 
@@ -275,7 +247,7 @@ async def test_progress_per_event_with_total_and_one_line_messages(mode: str) ->
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    async with session(stream(*ticks(2), *ticks(5, **long)), mode) as (client, _):
+    async with session(script(*ticks(2), *ticks(5, **long)), mode) as (client, _):
         arguments = {"symbol": "X", "max_events": 4}
         batch_of(await client.call_tool("ticks", arguments, progress_callback=on_progress))
     assert [(progress, total) for progress, total, _ in seen] == [(i, 4) for i in (1, 2, 3, 4)]
@@ -343,7 +315,7 @@ async def test_progress_work_only_when_someone_can_hear_it(
         pass
 
     monkeypatch.setattr(bridge_server, "Progress", Counted)
-    async with session(stream(*ticks(3)), mode) as (client, _):
+    async with session(script(*ticks(3)), mode) as (client, _):
         callback = on_progress if asked else None
         result = await client.call_tool("ticks", {"symbol": "X"}, progress_callback=callback)
     assert batch_of(result)["count"] == 3
@@ -371,7 +343,7 @@ ARGUMENT_ERRORS = [
 async def test_bad_arguments_are_error_results_before_connecting(
     mode: str, arguments: dict[str, Any], named: str
 ) -> None:
-    async with session(stream(*ticks(1)), mode) as (client, upstream):
+    async with session(script(*ticks(1)), mode) as (client, upstream):
         result = await client.call_tool("ticks", arguments)
     assert result.is_error
     assert named in text_of(result)
@@ -380,7 +352,7 @@ async def test_bad_arguments_are_error_results_before_connecting(
 
 @MODES
 async def test_unknown_tool_is_an_error_result(mode: str) -> None:
-    async with session(stream(), mode) as (client, _):
+    async with session(script(), mode) as (client, _):
         result = await client.call_tool("nope", {})
     assert result.is_error
     assert "nope" in text_of(result) and "ticks" in text_of(result)
@@ -408,10 +380,7 @@ async def test_upstream_errors_say_the_status_and_redact_secrets(mode: str, stat
 
 @MODES
 async def test_connection_refused_is_an_error_result(mode: str) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = build_server(make_bridge(f"http://127.0.0.1:{port}"), subscriptions=None)
+    server = build_server(make_bridge(f"http://127.0.0.1:{closed_port()}"), subscriptions=None)
     async with mcp.Client(server, mode=mode) as client:
         with anyio.fail_after(10):
             result = await client.call_tool("ticks", {"symbol": "X"})
@@ -427,7 +396,7 @@ async def test_secrets_echoed_in_events_never_reach_results_or_progress(mode: st
         messages.append(message or "")
 
     events = [{"event": "tick", "id": "1", "data": {"echo": SECRET}}]
-    async with session(stream(*events), mode) as (client, _):
+    async with session(script(*events), mode) as (client, _):
         arguments = {"symbol": "X"}
         result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
     assert SECRET not in text_of(result)
@@ -608,7 +577,7 @@ def bridge_command(*args: str) -> list[str]:
 
 
 async def test_stdio_end_to_end_with_progress(tmp_path: Path) -> None:
-    async with serve(stream(*ticks(5))) as upstream:
+    async with serve(script(*ticks(5))) as upstream:
         manual = write_manual(tmp_path, upstream.url)
         command = bridge_command(
             "--manual", str(manual), "--log-level", "debug", "--no-subscriptions"
@@ -635,7 +604,7 @@ async def test_stdio_end_to_end_with_progress(tmp_path: Path) -> None:
 
 async def test_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_path: Path) -> None:
     """Debug logging on, a warning-raising manual, a real call: stdout stays pure JSON-RPC."""
-    async with serve(stream(*ticks(2))) as upstream:
+    async with serve(script(*ticks(2))) as upstream:
         doc = manual_doc(upstream.url)
         doc["tools"][0]["tool_call_template"]["http_method"] = "GET"  # unknown key: a warning
         manual = tmp_path / "feed.json"
@@ -693,7 +662,7 @@ async def test_stdio_on_inherited_pipes_a_1_mb_result_then_eof_restores_them(
     os.set_blocking(stdin_w, False)  # our ends only: their descriptions are not the child's
     os.set_blocking(stdout_r, False)
     try:
-        async with serve(stream(*big)) as upstream:
+        async with serve(script(*big)) as upstream:
             manual = write_manual(tmp_path, upstream.url)
             command = bridge_command("--manual", str(manual), "--max-bytes", "2000000")
             env = {**os.environ, "API_KEY": SECRET}
@@ -753,7 +722,7 @@ async def http_bridge(
 
 
 async def test_streamable_http_with_progress_and_bearer_token(tmp_path: Path) -> None:
-    async with serve(stream(*ticks(5))) as upstream:
+    async with serve(script(*ticks(5))) as upstream:
         manual = write_manual(tmp_path, upstream.url)
         env = {"API_KEY": SECRET, "MCP_SSE_BRIDGE_AUTH_TOKEN": "t0ken-t0ken"}
         async with http_bridge(manual, env=env) as url:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import anyio
@@ -13,6 +12,7 @@ import pytest
 
 from mcp_sse_bridge.upstream.transport import StreamTransport, environment_proxies
 
+from .acceptance.network import closed_port
 from .sse_server import Request, Response, SSEServer, serve, wait_disconnect
 
 pytestmark = pytest.mark.anyio
@@ -61,13 +61,6 @@ async def open_streams(
     http: httpx2.AsyncClient, server: SSEServer, n: int
 ) -> list[httpx2.Response]:
     return [await http.send(http.build_request("GET", server.url), stream=True) for _ in range(n)]
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # A connection per request

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -62,14 +62,34 @@ def _process(argv: list[str]) -> Iterator[tuple[subprocess.Popen[str], IO[str]]]
         try:
             yield proc, log
         finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Stop a server: SIGTERM, and SIGKILL when it is still there after 5 s."""
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for a server to bind."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    """Whether a server accepts connections on the loopback `port` (servers that say nothing
+    when they are ready)."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
 
 
 def _failed(name: str, proc: subprocess.Popen[str], log: IO[str], extra: str = "") -> NoReturn:
@@ -129,18 +149,6 @@ class NchanServer:
         return str(response.json()["last_message_id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
-
-
 @contextlib.contextmanager
 def nchan_server() -> Iterator[NchanServer]:
     """nginx in the foreground with a temporary prefix; retried if its port was taken."""
@@ -156,14 +164,14 @@ def nchan_server() -> Iterator[NchanServer]:
         os.chmod(prefix, 0o755)  # nginx workers run as an unprivileged user when we are root
         error_log = Path(prefix, "error.log")
         for _attempt in range(3):
-            port = _free_port()
+            port = free_port()
             conf = Path(prefix, "nginx.conf")
             conf.write_text(template.substitute(prefix=prefix, port=port))
             argv = [nginx, "-p", prefix, "-c", str(conf), "-e", str(error_log), "-g", "daemon off;"]
             with _process(argv) as (proc, log):
                 deadline = time.monotonic() + START_TIMEOUT
                 while proc.poll() is None and time.monotonic() < deadline:
-                    if _accepts(port):
+                    if accepts(port):
                         yield NchanServer(f"http://127.0.0.1:{port}")
                         return
                     time.sleep(0.05)  # nginx signals readiness only by accepting

@@ -28,7 +28,7 @@ from referencing.exceptions import Unresolvable
 from ..errors import ArgumentError, ManualError
 from ..manual import RESERVED_ARGUMENTS, ToolSpec
 from ..shaping import Path, Shaping
-from .batch import Bounds
+from .filters import Bounds
 
 _ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8
 # Input schemas that allow or define arguments beyond `properties`: no undeclared-argument check.
@@ -86,21 +86,7 @@ def plan_call(
             hint="Pass the arguments as a JSON object.",
         )
     manual_args = {k: v for k, v in arguments.items() if k not in RESERVED_ARGUMENTS}
-    _refuse_undeclared(name, spec.inputs, manual_args)
-    try:
-        error = best_match(validator.iter_errors(manual_args))
-    except Unresolvable as exc:  # `parse_manual` refuses these; a Manual built in code may not
-        raise ManualError(
-            f"Tool {name!r}: the $ref {exc.ref!r} in its inputs schema cannot be resolved.",
-            hint="Fix the $ref in the manual's inputs; only refs inside them are followed.",
-        ) from None
-    except RecursionError:  # a recursive schema and arguments nested thousands deep
-        raise ArgumentError(
-            f"Tool {name!r}: the arguments are nested too deeply to be validated.",
-            hint="Pass arguments nested less deeply.",
-        ) from None
-    if error is not None:
-        raise _schema_error(name, error)
+    _check_manual_arguments(name, spec, validator, manual_args)
     types = _strings(arguments, "event_types")
     declared = spec.template.event_type
     if types is not None and declared is not None and declared not in types:
@@ -130,6 +116,27 @@ def plan_call(
         last_event_id=_last_event_id(arguments),
         shaping=plan_shaping(arguments),
     )
+
+
+def _check_manual_arguments(
+    name: str, spec: ToolSpec, validator: Validator, manual_args: dict[str, Any]
+) -> None:
+    """The manual's own arguments against its inputs schema (undeclared ones refused first)."""
+    _refuse_undeclared(name, spec.inputs, manual_args)
+    try:
+        error = best_match(validator.iter_errors(manual_args))
+    except Unresolvable as exc:  # `parse_manual` refuses these; a Manual built in code may not
+        raise ManualError(
+            f"Tool {name!r}: the $ref {exc.ref!r} in its inputs schema cannot be resolved.",
+            hint="Fix the $ref in the manual's inputs; only refs inside them are followed.",
+        ) from None
+    except RecursionError:  # a recursive schema and arguments nested thousands deep
+        raise ArgumentError(
+            f"Tool {name!r}: the arguments are nested too deeply to be validated.",
+            hint="Pass arguments nested less deeply.",
+        ) from None
+    if error is not None:
+        raise _schema_error(name, error)
 
 
 def control_schema(limits: Limits, declared: str | None) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""Filters and bounds: turn an endless stream of events into one bounded batch.
+"""One pass over an endless stream of events, under a filter and bounds, into one bounded batch.
 
-`Accepted` is the single pass over a stream: it applies the filter and every bound and keeps the
-counts. `collect()` drives it to build the `Batch` that becomes a tool result; streaming consumers
-(MCP progress) iterate `Accepted` themselves, so both paths follow the same rules.
+`Accepted` is the single pass over a stream: it applies the filter and every bound
+(`filters.py`) and keeps the counts. `collect()` drives it to build the `Batch` that becomes a
+tool result; streaming consumers (MCP progress) iterate `Accepted` themselves, so both paths
+follow the same rules.
 """
 
 from __future__ import annotations
@@ -11,19 +12,20 @@ import contextlib
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from ..errors import BridgeError, ConnectError
-from ..shaping import Shaper, Shaping, lookup
+from ..shaping import Shaper, Shaping
 from ..shaping.paths import Selection, project_data
 from ..shaping.shaper import event_size, fields_note
 from ..upstream.sse import ServerSentEvent
 from ..upstream.stream import StreamState
-from .events import NOT_JSON, Redact, decode, event_to_dict, redacted_dict
+from .events import Redact, event_to_dict, redacted_dict
+from .filters import Bounds, EventFilter
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
 
@@ -31,51 +33,6 @@ OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
 def _size(event: ServerSentEvent) -> int:
     """What an event costs of the byte budget: the UTF-8 bytes of its type, id and data."""
     return len(event.event.encode()) + len(event.id.encode()) + len(event.data.encode())
-
-
-def _equal(actual: Any, expected: Any) -> bool:
-    # Python says True == 1; a filter on JSON data must not.
-    return isinstance(actual, bool) is isinstance(expected, bool) and actual == expected
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events the caller wants: an allow-list of types and equality on JSON fields.
-
-    `match` maps dotted paths to expected values, all of which must hold: `{"quote.venue": "X"}`
-    reads `data["quote"]["venue"]`, and a decimal segment indexes a list (`"items.0.id"`). Data is
-    decoded only for events whose type passes, and data that is not JSON never matches.
-    """
-
-    event_types: frozenset[str] | None = None
-    match: Mapping[str, Any] | None = None
-    _paths: tuple[tuple[tuple[str, ...], Any], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        paths = tuple((tuple(path.split(".")), want) for path, want in (self.match or {}).items())
-        object.__setattr__(self, "_paths", paths)
-
-    def accepts(self, event: ServerSentEvent) -> bool:
-        if self.event_types is not None and event.event not in self.event_types:
-            return False
-        if not self._paths:
-            return True
-        data = decode(event.data)
-        return data is not NOT_JSON and all(
-            _equal(lookup(data, path), want) for path, want in self._paths
-        )
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """When a batch ends. `max_seconds` covers the whole call, reconnects included."""
-
-    max_events: int = 10
-    max_seconds: float = 15.0
-    idle_seconds: float | None = None
-    max_bytes: int | None = None
-    until_event: str | None = None
-    summary_events: int = 100_000  # events a `summary` aggregates at most
 
 
 @dataclass

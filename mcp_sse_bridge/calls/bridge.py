@@ -33,7 +33,7 @@ import httpx2
 
 from .. import __version__
 from ..errors import ArgumentError, BridgeError
-from ..manual import Manual, ToolSpec, tool_names
+from ..manual import Manual, SseCallTemplate, ToolSpec, tool_names
 from ..manual.variables import SecretRegistry, Variables, needs_substitution
 from ..upstream.auth import TokenCache, apply_auth
 from ..upstream.request import PreparedRequest, build_request
@@ -47,7 +47,8 @@ from ..upstream.transport import (
 )
 from ..urls import check_url
 from .arguments import CallPlan, Limits, argument_validator, control_schema, plan_call
-from .batch import Accepted, Batch, Bounds, EventFilter, OnEvent
+from .batch import Accepted, Batch, OnEvent
+from .filters import Bounds, EventFilter
 from .redaction import HTTP_LOGGERS, RedactingFilter, auth_secrets, known_secrets, redacted
 
 MAX_RETRY_MS = 30000  # backoff cap, unless the manual's retry_timeout is longer
@@ -151,12 +152,8 @@ class Bridge:
         An `observer` sees the raw stream as well (`mcp-sse-bridge probe` uses it); what it
         receives is not redacted, so it must keep nothing but what it redacts itself.
         """
-        secrets = self.secrets.copy()
-        try:
-            async with self._open(name, arguments, secrets, observer=observer) as run:
-                return await run.collect(on_event)
-        except BridgeError as exc:
-            raise redacted(exc, secrets) from None
+        async with self._open(name, arguments, observer=observer) as run:
+            return await run.collect(on_event)
 
     async def events(
         self, name: str, arguments: Mapping[str, Any]
@@ -167,22 +164,18 @@ class Bridge:
         `fields` projects each event; `latest_per` and `summary` reduce a whole batch, so they
         are refused here.
         """
-        secrets = self.secrets.copy()
         if self._plan(self._tool(name), arguments).shaping.reduces:
             raise ArgumentError(
                 "latest_per and summary reduce a whole batch; they do not apply to a stream "
                 "of events.",
                 hint="Use call() for them, or leave them out.",
             )
-        try:
-            async with (
-                self._open(name, arguments, secrets) as run,
-                contextlib.aclosing(aiter(run)) as accepted,
-            ):
-                async for item in accepted:
-                    yield item
-        except BridgeError as exc:
-            raise redacted(exc, secrets) from None
+        async with (
+            self._open(name, arguments) as run,
+            contextlib.aclosing(aiter(run)) as accepted,
+        ):
+            async for item in accepted:
+                yield item
 
     @contextlib.asynccontextmanager
     async def feed(
@@ -200,17 +193,25 @@ class Bridge:
         `max_failures` consecutive failed reconnects the last error is raised. Errors leaving the
         block are redacted, as `call`'s are.
         """
+        options = {"endless": True, "watch": watch, "max_failures": max_failures}
+        async with self._open(name, arguments, **options) as run:
+            yield run
+
+    @contextlib.asynccontextmanager
+    async def _open(
+        self, name: str, arguments: Mapping[str, Any], **options: Any
+    ) -> AsyncIterator[Accepted]:
+        """`_pass` with the call's own copy of the secrets, which redacts every `BridgeError`
+        leaving the block (the caller's code in it included)."""
         secrets = self.secrets.copy()
         try:
-            async with self._open(
-                name, arguments, secrets, endless=True, watch=watch, max_failures=max_failures
-            ) as run:
+            async with self._pass(name, arguments, secrets, **options) as run:
                 yield run
         except BridgeError as exc:
             raise redacted(exc, secrets) from None
 
     @contextlib.asynccontextmanager
-    async def _open(
+    async def _pass(
         self,
         name: str,
         arguments: Mapping[str, Any],
@@ -224,38 +225,39 @@ class Bridge:
         """Validate, substitute, build and check the request; open the stream and its pass."""
         if self._client is None or self._streams is None:
             raise RuntimeError("Bridge is not open: use `async with Bridge(...) as bridge:`")
-        client, streams = self._client, self._streams
         tool = self._tool(name)
         plan = self._plan(tool, arguments)
-        manual, spec = tool.manual, tool.spec
-        template = spec.template
+        template = tool.spec.template
         if tool.name in self._templated:
-            template = self.variables.substitute(manual, template, secrets, tool=spec)
+            template = self.variables.substitute(tool.manual, template, secrets, tool=tool.spec)
         for value in auth_secrets(template.auth):
             secrets.add(value)
         prepared = build_request(template, plan.arguments)
         check_url(prepared.url, allow_insecure_http=self.allow_insecure_http)
-        refresh = False
-
-        async def connect(last_event_id: str) -> PreparedRequest:
-            nonlocal refresh
-            request = await apply_auth(
-                prepared, template.auth, client=client, tokens=self._tokens, force_refresh=refresh
+        auth = _Credentials(prepared, template, self._client, self._tokens, (secrets, self.secrets))
+        state = StreamState(last_event_id=plan.last_event_id, watch=watch)
+        chunks = open_chunks(
+            self._streams,
+            auth.connect,
+            self._stream_options(template, endless, max_failures),
+            state,
+            refresh_auth=auth.refresh,
+            observer=observer,
+        )
+        async with contextlib.aclosing(chunks):
+            yield Accepted(
+                chunks,
+                state,
+                filter=_event_filter(template, plan),
+                bounds=ENDLESS if endless else plan.bounds,
+                redact=secrets.redact if secrets else None,
+                shaping=plan.shaping,
             )
-            refresh = False
-            for header, value in request.headers.items():  # computed credentials: tokens, basic
-                if prepared.headers.get(header) != value:
-                    for registry in (secrets, self.secrets):  # bridge-wide for the log filter
-                        registry.add(value)
-                        registry.add(value.partition(" ")[2])
-            return request
 
-        async def refresh_auth() -> bool:
-            nonlocal refresh
-            refresh = template.auth is not None and template.auth.auth_type == "oauth2"
-            return refresh
-
-        options = StreamOptions(
+    def _stream_options(
+        self, template: SseCallTemplate, endless: bool, max_failures: int | None
+    ) -> StreamOptions:
+        return StreamOptions(
             reconnect=template.reconnect,
             retry_ms=template.retry_timeout,
             max_retry_ms=max(MAX_RETRY_MS, template.retry_timeout),
@@ -264,23 +266,6 @@ class Bridge:
             reconnect_after_end=endless,
             max_failures=max_failures,
         )
-        state = StreamState(last_event_id=plan.last_event_id, watch=watch)
-        types = plan.event_types
-        if template.event_type is not None:
-            types = frozenset({template.event_type})
-        event_filter = EventFilter(event_types=types, match=plan.match)
-        chunks = open_chunks(
-            streams, connect, options, state, refresh_auth=refresh_auth, observer=observer
-        )
-        async with contextlib.aclosing(chunks):
-            yield Accepted(
-                chunks,
-                state,
-                filter=event_filter,
-                bounds=ENDLESS if endless else plan.bounds,
-                redact=secrets.redact if secrets else None,
-                shaping=plan.shaping,
-            )
 
     def _tool(self, name: str) -> BridgeTool:
         try:
@@ -294,3 +279,54 @@ class Bridge:
     def _plan(self, tool: BridgeTool, arguments: Mapping[str, Any]) -> CallPlan:
         validator = self._validators[tool.name]
         return plan_call(tool.name, tool.spec, validator, self.limits, arguments)
+
+
+def _event_filter(template: SseCallTemplate, plan: CallPlan) -> EventFilter:
+    """The call's filter; a template's `event_type` replaces the call's `event_types`."""
+    types = plan.event_types
+    if template.event_type is not None:
+        types = frozenset({template.event_type})
+    return EventFilter(event_types=types, match=plan.match)
+
+
+class _Credentials:
+    """Each attempt's request with its auth applied, and the refresh an OAuth2 401 asks for.
+
+    The credentials computed here (tokens, Basic) join the call's secrets and the bridge-wide
+    ones (for the HTTP library's log lines), as no variable holds them.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedRequest,
+        template: SseCallTemplate,
+        client: httpx2.AsyncClient,
+        tokens: TokenCache,
+        registries: tuple[SecretRegistry, ...],
+    ) -> None:
+        self._prepared = prepared
+        self._auth = template.auth
+        self._client = client
+        self._tokens = tokens
+        self._registries = registries
+        self._refresh = False
+
+    async def connect(self, last_event_id: str) -> PreparedRequest:
+        request = await apply_auth(
+            self._prepared,
+            self._auth,
+            client=self._client,
+            tokens=self._tokens,
+            force_refresh=self._refresh,
+        )
+        self._refresh = False
+        for header, value in request.headers.items():
+            if self._prepared.headers.get(header) != value:
+                for registry in self._registries:
+                    registry.add(value)
+                    registry.add(value.partition(" ")[2])
+        return request
+
+    async def refresh(self) -> bool:
+        self._refresh = self._auth is not None and self._auth.auth_type == "oauth2"
+        return self._refresh

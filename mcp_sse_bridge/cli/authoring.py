@@ -18,8 +18,8 @@ import anyio
 
 from ..manual import sanitise_name
 from ..manual.variables import SecretRegistry
-from .options import Parser, mask_in_logs, positive, variable_options
-from .terminal import UsageError, printable, terminal_json
+from .options import add_log_level, mask_in_logs, positive, variable_options
+from .terminal import UsageError, printable, split_pair, terminal_json
 
 
 def add_commands(subparsers: Any) -> None:
@@ -57,10 +57,10 @@ def add_commands(subparsers: Any) -> None:
 
     document = subparsers.add_parser(
         "import",
-        parents=[_log_level()],
         help="turn an OpenAPI document's event streams into a manual",
         description=_IMPORT_HELP,
     )
+    add_log_level(document)
     document.add_argument("document", help="an OpenAPI 3.x document (.json, .yaml or .yml)")
     document.add_argument(
         "-o", "--write", metavar="PATH", help="write the manual here (not stdout)"
@@ -69,14 +69,6 @@ def add_commands(subparsers: Any) -> None:
         "--base-url", metavar="URL", help="the server URL, when the document has none (or another)"
     )
     document.set_defaults(run=run_import)
-
-
-def _log_level() -> argparse.ArgumentParser:
-    from .options import LEVELS
-
-    parser = Parser(add_help=False)
-    parser.add_argument("--log-level", choices=LEVELS, default="warning", help="log level")
-    return parser
 
 
 def run_probe(args: argparse.Namespace) -> int:
@@ -90,7 +82,7 @@ def run_probe(args: argparse.Namespace) -> int:
         raise UsageError(
             f"probe samples at most --seconds {MAX_SECONDS:g} and --events {MAX_EVENTS}"
         )
-    plan = plan_tool(args.url, _pairs(args.arguments), args.headers, args.bearer_env)
+    plan = plan_tool(args.url, dict(map(split_pair, args.arguments)), args.headers, args.bearer_env)
     name = sanitise_name(Path(args.write).stem) if args.write else "probe"
     settings = ProbeSettings(seconds=args.seconds, events=args.events)
     mask_in_logs(SecretRegistry(plan.values.values()))
@@ -143,16 +135,6 @@ def run_import(args: argparse.Namespace) -> int:
     for var in imported.variables:
         _say(f"before using it, set {var}")
     return 0
-
-
-def _pairs(words: list[str]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise UsageError(f"argument {word!r} is not key=value (e.g. symbol=AAPL)")
-        pairs[key] = value
-    return pairs
 
 
 def _say(text: str) -> None:

@@ -1,4 +1,4 @@
-"""The `mcp-sse-bridge` command: `serve` (the default), `list`, `check`, `call` and `demo`.
+"""The `mcp-sse-bridge` command: `serve` (the default), list, check, call, demo, probe, import.
 
 Every failure is one line on stderr, never a traceback. Exit codes: 0 success; 1 a `call` failed
 upstream (connect, HTTP status, protocol); 2 a usage or configuration problem (bad flag, bad
@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import BridgeError, UpstreamError
 from ..manual import RESERVED_ARGUMENTS
 from . import authoring, commands, subscribing
-from .options import LEVELS, Parser, common_options, port, setup_logging
+from .options import Parser, add_log_level, common_options, port, setup_logging
 from .terminal import UsageError, drop_stdout, error_text, fail
 
 COMMANDS = ("serve", "list", "check", "call", "demo", "probe", "import")
@@ -160,7 +160,7 @@ def _add_call(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Start the bundled demo SSE feed on loopback, serve its manual over MCP and "
         "call its tools with a real MCP client, printing what a host would see.",
     )
-    demo.add_argument("--log-level", choices=LEVELS, default="warning")
+    add_log_level(demo)
     demo.set_defaults(run=commands.demo)
 
 

@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NoReturn, TypeVar
 
 from ..calls.bridge import Bridge, Limits
@@ -24,6 +24,9 @@ logger = logging.getLogger("mcp_sse_bridge")
 DEFAULTS = Limits()
 LEVELS = ("debug", "info", "warning", "error")
 Bound = TypeVar("Bound", int, float)
+BoundFlag = tuple[
+    str, type[int] | type[float], int | float | None, str
+]  # flag, kind, default, help
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,13 +65,68 @@ def variable_options() -> argparse.ArgumentParser:
         action="store_true",
         help="allow plain http:// to non-loopback hosts",
     )
-    options.add_argument(
-        "--log-level", choices=LEVELS, default="warning", help="log level (logs go to stderr)"
-    )
+    add_log_level(options)
     return options
 
 
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """`--log-level`, which every command has (`setup_logging` reads it before running one)."""
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default="warning", help="log level (logs go to stderr)"
+    )
+
+
+_CALL_BOUNDS: tuple[BoundFlag, ...] = (
+    (
+        "--max-events",
+        int,
+        None,
+        "a call's max_events unless it asks "
+        f"(default: {DEFAULTS.default_max_events}, or the ceiling if lower)",
+    ),
+    (
+        "--max-seconds",
+        float,
+        None,
+        "a call's max_seconds unless it asks "
+        f"(default: {DEFAULTS.default_max_seconds:g}, or the ceiling if lower)",
+    ),
+    (
+        "--max-events-limit",
+        int,
+        DEFAULTS.max_max_events,
+        "ceiling for a call's max_events (default: %(default)s)",
+    ),
+    (
+        "--max-seconds-limit",
+        float,
+        DEFAULTS.max_max_seconds,
+        "ceiling for a call's max_seconds (default: %(default)s)",
+    ),
+    (
+        "--idle-seconds",
+        float,
+        DEFAULTS.idle_seconds,
+        "end a call after this long without any upstream event",
+    ),
+    (
+        "--max-bytes",
+        int,
+        DEFAULTS.max_bytes,
+        "byte budget of the events' data in one batch (default: %(default)s)",
+    ),
+    (
+        "--summary-event-limit",
+        int,
+        DEFAULTS.max_summary_events,
+        "most events one summary=true call aggregates; it ends there (default: %(default)s)",
+    ),
+)
+"""The `bounds of a call` flags; `_limits` reads them."""
+
+
 def common_options() -> argparse.ArgumentParser:
+    """The flags of the commands that read manuals: the variables', `--manual`, a call's bounds."""
     common = Parser(add_help=False, parents=[variable_options()])
     common.add_argument(
         "--manual",
@@ -78,57 +136,15 @@ def common_options() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="a UTCP manual: PATH, NAME=PATH or URL (repeatable)",
     )
-    limits = common.add_argument_group("bounds of a call")
-    limits.add_argument(
-        "--max-events",
-        type=positive(int),
-        metavar="N",
-        help="a call's max_events unless it asks "
-        f"(default: {DEFAULTS.default_max_events}, or the ceiling if lower)",
-    )
-    limits.add_argument(
-        "--max-seconds",
-        type=positive(float),
-        metavar="S",
-        help="a call's max_seconds unless it asks "
-        f"(default: {DEFAULTS.default_max_seconds:g}, or the ceiling if lower)",
-    )
-    limits.add_argument(
-        "--max-events-limit",
-        type=positive(int),
-        default=DEFAULTS.max_max_events,
-        metavar="N",
-        help="ceiling for a call's max_events (default: %(default)s)",
-    )
-    limits.add_argument(
-        "--max-seconds-limit",
-        type=positive(float),
-        default=DEFAULTS.max_max_seconds,
-        metavar="S",
-        help="ceiling for a call's max_seconds (default: %(default)s)",
-    )
-    limits.add_argument(
-        "--idle-seconds",
-        type=positive(float),
-        default=DEFAULTS.idle_seconds,
-        metavar="S",
-        help="end a call after this long without any upstream event",
-    )
-    limits.add_argument(
-        "--max-bytes",
-        type=positive(int),
-        default=DEFAULTS.max_bytes,
-        metavar="N",
-        help="byte budget of the events' data in one batch (default: %(default)s)",
-    )
-    limits.add_argument(
-        "--summary-event-limit",
-        type=positive(int),
-        default=DEFAULTS.max_summary_events,
-        metavar="N",
-        help="most events one summary=true call aggregates; it ends there (default: %(default)s)",
-    )
+    add_bounds(common.add_argument_group("bounds of a call"), _CALL_BOUNDS)
     return common
+
+
+def add_bounds(group: argparse._ArgumentGroup, bounds: Iterable[BoundFlag]) -> None:
+    """Flags taking a positive number: a count (`N`, an int) or seconds (`S`, a float)."""
+    for flag, kind, default, text in bounds:
+        metavar = "N" if kind is int else "S"
+        group.add_argument(flag, type=positive(kind), default=default, metavar=metavar, help=text)
 
 
 def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -169,10 +185,6 @@ class _LogFormat(logging.Formatter):
 
 
 _LOG_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-_LOG_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 _LOG_FORMAT = _LogFormat()
 
 

@@ -23,7 +23,7 @@ from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
 from ..subscriptions.store import SubscriptionStore
 from ..urls import display_url
-from .options import positive
+from .options import BoundFlag, add_bounds, positive
 from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
 
 DEFAULTS = SubscriptionLimits()
@@ -47,35 +47,36 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="'TOOL key=value ...'",
         help="start a pinned subscription with the server (repeatable; never expires)",
     )
-    group.add_argument(
-        "--max-subscriptions",
-        type=positive(int),
-        default=DEFAULTS.max_subscriptions,
-        metavar="N",
-        help="subscriptions at once (default: %(default)s)",
-    )
-    group.add_argument(
-        "--subscription-bytes-limit",
-        type=positive(int),
-        default=DEFAULTS.max_bytes,
-        metavar="N",
-        help="bytes buffered by all subscriptions together (default: %(default)s)",
-    )
-    group.add_argument(
-        "--subscription-ttl",
-        type=positive(float),
-        default=DEFAULTS.ttl_seconds,
-        metavar="S",
-        help="end an unpinned subscription unread this long (default: %(default)s)",
-    )
-    group.add_argument(
-        "--subscription-buffer-limit",
-        type=positive(int),
-        default=DEFAULTS.max_buffer_events,
-        metavar="N",
-        help="ceiling of a subscription's buffer_events (default: %(default)s)",
-    )
+    add_bounds(group, _SUBSCRIPTION_BOUNDS)
     add_store_options(group)
+
+
+_SUBSCRIPTION_BOUNDS: tuple[BoundFlag, ...] = (
+    (
+        "--max-subscriptions",
+        int,
+        DEFAULTS.max_subscriptions,
+        "subscriptions at once (default: %(default)s)",
+    ),
+    (
+        "--subscription-bytes-limit",
+        int,
+        DEFAULTS.max_bytes,
+        "bytes buffered by all subscriptions together (default: %(default)s)",
+    ),
+    (
+        "--subscription-ttl",
+        float,
+        DEFAULTS.ttl_seconds,
+        "end an unpinned subscription unread this long (default: %(default)s)",
+    ),
+    (
+        "--subscription-buffer-limit",
+        int,
+        DEFAULTS.max_buffer_events,
+        "ceiling of a subscription's buffer_events (default: %(default)s)",
+    ),
+)
 
 
 def add_store_options(group: argparse._ArgumentGroup) -> None:

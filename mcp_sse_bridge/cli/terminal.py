@@ -60,8 +60,6 @@ def terminal_json(value: Any, *, indent: int | None = 2) -> str:
 
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
-
 
 def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, Any]:
     """`key=value` words -> tool arguments (JSON when it parses; raw text for string inputs)."""
@@ -70,9 +68,7 @@ def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, A
         properties = {}
     arguments: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"argument {pair!r} is not key=value (e.g. symbol=AAPL max_events=5)")
+        key, raw = split_pair(pair)
         if _takes_text(properties.get(key)):
             arguments[key] = raw
             continue
@@ -81,6 +77,14 @@ def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, A
         except ValueError:
             arguments[key] = raw
     return arguments
+
+
+def split_pair(word: str) -> tuple[str, str]:
+    """`key=value` -> (key, value); the value may be empty, the key may not."""
+    key, sep, value = word.partition("=")
+    if not sep or not key:
+        raise UsageError(f"argument {word!r} is not key=value (e.g. symbol=AAPL)")
+    return key, value
 
 
 def _takes_text(schema: Any) -> bool:

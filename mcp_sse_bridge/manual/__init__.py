@@ -1,7 +1,10 @@
 """Manuals: the UTCP model, loading and checking, MCP tool names, `${VAR}` variables and secrets.
 
-Owns everything known before a call starts. Imports only `errors` and `urls`; nothing above
-(upstream, calls, server, cli) is imported here.
+Owns everything known before a call starts: the models (`models.py`), reading and checking a
+manual's tree (`reader.py`, `schemas.py`, `portability.py`), loading files and URLs as JSON or
+YAML (`loading.py`, `yaml_reading.py`), OpenAPI documents as manuals (`openapi/`), tool names
+(`naming.py`) and variables (`variables.py`). Imports only `errors` and `urls`; nothing above
+(upstream, calls, subscriptions, server, cli) is imported here.
 """
 
 from .loading import load_manual, parse_manual

@@ -23,7 +23,7 @@ from ..urls import is_loopback
 from .models import Manual
 from .naming import sanitise_name
 from .openapi import import_openapi, is_openapi
-from .reader import ManualReader, join_path
+from .reader import ManualReader, join_path, sendable_text
 from .yaml_reading import decode_yaml
 
 MAX_MANUAL_BYTES = 5 * 1024 * 1024
@@ -279,22 +279,12 @@ def _check_tree(data: Any, source: str) -> None:
             )
         if isinstance(value, dict):
             for key, item in value.items():
-                _check_text(key, join_path(path, key), source)
+                sendable_text(key, join_path(path, key), source)
                 stack.append((item, join_path(path, key), depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
         elif isinstance(value, str):
-            _check_text(value, path, source)
-
-
-def _check_text(text: str, path: str, source: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ManualError(
-            f"{source}: {path or 'the manual'}: contains an unpaired UTF-16 surrogate escape.",
-            hint="Use a valid \\u escape pair, or the character itself.",
-        ) from None
+            sendable_text(value, path, source)
 
 
 # -- validating structure --------------------------------------------------------------------

@@ -63,6 +63,19 @@ _SCHEMES = ("http", "https")
 _UNPORTABLE_SHOWN = 3  # per tool: the first few say what to fix; the rest are counted
 
 
+def sendable_text(text: str, path: str, source: str) -> str:
+    """`text`, refused when it cannot be sent on as UTF-8: a lone surrogate (`"\\ud800"`), which
+    JSON and YAML escapes can both write. Manuals and OpenAPI documents share the rule."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManualError(
+            f"{source}: {path or 'the document'}: contains an unpaired UTF-16 surrogate escape.",
+            hint="Use a valid \\u escape pair, or the character itself.",
+        ) from None
+    return text
+
+
 def join_path(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"

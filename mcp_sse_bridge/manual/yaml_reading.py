@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import ManualError
-from .reader import join_path
+from .reader import join_path, sendable_text
 
 MAX_VALUES = 2_000_000
 MAX_DEPTH = 64
@@ -83,7 +83,7 @@ class _Copy:
         if isinstance(item, list):
             return [self.value(child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item)]
         if isinstance(item, str):
-            return _text(item, path, self.source)
+            return sendable_text(item, path, self.source)
         if isinstance(item, float) and not math.isfinite(item):
             raise _not_json(self.source, path, "a NaN or infinite number")
         if item is None or isinstance(item, bool | int | float):
@@ -95,23 +95,12 @@ class _Copy:
 
 def _key(key: Any, path: str, source: str) -> str:
     if isinstance(key, str):
-        return _text(key, path, source)
+        return sendable_text(key, path, source)
     if isinstance(key, bool) or key is None:
         return "null" if key is None else str(key).lower()
     if isinstance(key, int | float | datetime.date):
         return key.isoformat() if isinstance(key, datetime.date) else str(key)
     raise _not_json(source, path, f"a key of type {type(key).__name__}")
-
-
-def _text(text: str, path: str, source: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ManualError(
-            f"{source}: {path or 'the document'}: contains an unpaired UTF-16 surrogate.",
-            hint="Use the character itself.",
-        ) from None
-    return text
 
 
 def _not_json(source: str, path: str, what: str) -> ManualError:

@@ -1,5 +1,7 @@
 """The upstream side: tool arguments -> HTTP request (with auth) -> connection -> SSE events.
 
-Owns requests, auth, the event-stream parser, the reconnecting stream and the sockets under it.
-Imports `errors`, `urls` and `manual`; never `calls`, `subscriptions`, `server` or `cli`.
+Owns requests (`request.py`), auth (`auth.py`), the event-stream parser (`sse.py`), the
+reconnecting stream (`stream.py`) with its retry rules (`retry.py`) and refusals
+(`refusal.py`), and the HTTP client and sockets under it (`transport.py`, `network.py`).
+Imports `errors`, `urls` and `manual`; never `shaping`, `calls` or anything above them.
 """

@@ -145,23 +145,12 @@ async def open_chunks(
     established response and every line read (see `StreamObserver`).
     """
     parser = options.parser(state.last_event_id, None if observer is None else observer.lines)
-    first, again = options.policies()
-    failures = 0  # consecutive attempts that delivered no event
-    has_body = False
+    attempts = _Attempts(*options.policies())
     state.connecting = True
     while True:
-        try:
-            request = await connect(state.last_event_id)
-            has_body = request.has_body
-            request, response = await _establish(
-                client, request, connect, options, state, refresh_auth
-            )
-        except UpstreamError as exc:
-            failures += 1
-            await _wait_to_retry(
-                first if state.connecting else again, exc, failures, has_body, parser, state
-            )
-            continue
+        request, response = await _connection(
+            client, connect, options, state, refresh_auth, attempts, parser
+        )
         state.connecting = False
         if response is None:
             return
@@ -185,9 +174,41 @@ async def open_chunks(
             _set_connected(state, False)
             parser.close()
             await _close(response)
-        failures = 0 if delivered else failures + 1
-        await anyio.sleep(again.pause(failures, parser.retry))
+        attempts.failures = 0 if delivered else attempts.failures + 1
+        await anyio.sleep(attempts.again.pause(attempts.failures, parser.retry))
         state.reconnects += 1
+
+
+@dataclass
+class _Attempts:
+    """The retry bookkeeping of one logical stream, across its connections."""
+
+    first: RetryPolicy  # before a stream is established
+    again: RetryPolicy  # after
+    failures: int = 0  # consecutive attempts that delivered no event
+    has_body: bool = False  # the latest request's (a body is never re-sent after a drop)
+
+
+async def _connection(
+    client: StreamClient,
+    connect: Connect,
+    options: StreamOptions,
+    state: StreamState,
+    refresh_auth: RefreshAuth | None,
+    attempts: _Attempts,
+    parser: EventStreamParser,
+) -> tuple[PreparedRequest, httpx2.Response | None]:
+    """The next established connection (no response: a 204), after the retries the policies
+    allow; raises the last refusal when they allow no more."""
+    while True:
+        try:
+            request = await connect(state.last_event_id)
+            attempts.has_body = request.has_body
+            return await _establish(client, request, connect, options, state, refresh_auth)
+        except UpstreamError as exc:
+            attempts.failures += 1
+            policy = attempts.first if state.connecting else attempts.again
+            await _wait_to_retry(policy, exc, attempts.failures, attempts.has_body, parser, state)
 
 
 def _feed(
