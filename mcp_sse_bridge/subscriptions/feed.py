@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 from collections.abc import Callable
 from typing import Any
 
 import anyio
+import pydantic_core
 
 from ..calls.batch import Accepted
 from ..calls.bridge import Bridge
@@ -119,13 +119,13 @@ class Feed:
         seen_reconnects = 0
         gap = self._resumed
         async for items in run.batches():
-            events = []
+            events, now = [], utc_now()  # one chunk: one arrival time
             for item in items:
                 if item["id"] and item["id"] in self._known:
                     continue  # replayed after a takeover: buffered already
                 gap = gap or state.reconnects != seen_reconnects
                 seen_reconnects = state.reconnects
-                events.append(_stored(item, gap))
+                events.append(_stored(item, gap, now))
                 gap = False
             if not events:
                 continue
@@ -174,12 +174,12 @@ class Feed:
         self._on_append(self.id)
 
 
-def _stored(item: dict[str, Any], gap: bool) -> StoredEvent:
+def _stored(item: dict[str, Any], gap: bool, received_at: str) -> StoredEvent:
     """An accepted event as the store keeps it; its size is what it costs of the limits."""
     data = item["data"]
-    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    size = len(item["event"]) + len(item["id"]) + len(text.encode())
-    return StoredEvent(item["event"], item["id"], data, utc_now(), size, gap)
+    text = data.encode() if isinstance(data, str) else pydantic_core.to_json(data)  # UTF-8
+    size = len(item["event"]) + len(item["id"]) + len(text)
+    return StoredEvent(item["event"], item["id"], data, received_at, size, gap)
 
 
 def utc_now() -> str:

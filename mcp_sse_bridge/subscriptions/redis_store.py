@@ -30,6 +30,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
+import pydantic_core
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -67,6 +68,17 @@ for i = 5 + 2 * fields, #ARGV, 2 do
 end
 redis.call('HINCRBY', KEYS[1], 'bytes', added)
 redis.call('INCRBY', KEYS[4], added)
+local over = redis.call('XLEN', KEYS[2]) - limit
+if over > 0 then  -- past buffer_events: the oldest go, counted, in one exact trim
+  local gone = 0
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', over)) do
+    gone = gone + tonumber(entry[2][2])
+  end
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', '=', limit)
+  redis.call('HINCRBY', KEYS[1], 'dropped', over)
+  redis.call('HINCRBY', KEYS[1], 'bytes', -gone)
+  redis.call('DECRBY', KEYS[4], gone)
+end
 local cap = tonumber(ARGV[2])
 while redis.call('XLEN', KEYS[2]) > limit or
       (tonumber(redis.call('GET', KEYS[4]) or 0) > cap and redis.call('XLEN', KEYS[2]) > 0) do
@@ -380,8 +392,8 @@ def _decode(raw: dict[bytes, bytes]) -> SubscriptionRecord | None:
     return SubscriptionRecord(**values)
 
 
-def _event_payload(event: StoredEvent) -> str:
-    return json.dumps([event.event, event.id, event.data, event.received_at, event.gap])
+def _event_payload(event: StoredEvent) -> bytes:
+    return pydantic_core.to_json([event.event, event.id, event.data, event.received_at, event.gap])
 
 
 def _seq(entry_id: bytes) -> int:
