@@ -200,6 +200,14 @@ class Registry:
             raise RuntimeError("Registry is not open: use `async with Registry(...)`")
         size = self._buffer_events(buffer_events)
         self.validate(tool, arguments, event_types, match)
+        if self.store.shared and json.dumps([arguments, match]) in self.bridge.secrets:
+            raise ArgumentError(
+                "The subscription's arguments hold a secret this bridge knows; a shared store "
+                "would write it to Redis.",
+                argument="arguments",
+                hint="Leave secrets to the manual's ${VAR} placeholders, which the bridge fills "
+                "in at connect time.",
+            )
         key = dedupe_key(tool, arguments, event_types, match)
         while (pending := self._pending.get(key)) is not None:
             await pending.wait()  # the same subscription is being connected: share its outcome
