@@ -1,14 +1,15 @@
 """Reading one top-level key of JSON objects from their text, a chunk at a time, undecoded.
 
-`latest_per` needs to know only which key each event belongs to, and decoding a whole event costs
-about as much as parsing it from the stream. `KeyScan.keys` reads the key from a chunk's data
-texts with C-level string searches over the whole chunk (`str.count`, one `re.findall`), and answers only
-where that reading equals decoding for every valid JSON text: no backslash in the chunk (so
-every quote delimits a string and no name is escaped), one `{` per text (so each text is one
-flat object: a JSON text holding `"name":` is an object), that object not inside a list, and
-the quoted key name exactly once, directly followed by a colon and the value (`"symbol":"SYM01"`,
-`"id":42`). Any other chunk (escapes, nested objects, a space before the colon, a text without
-the key, an object or list as the value) gives None, and the caller decodes it as before.
+`latest_per` needs to know only which key each event belongs to, and decoding a whole event
+costs about as much as parsing it from the stream. `KeyScan.keys` reads the keys of a chunk's
+data texts with C-level passes (`str.count` per text and over the whole chunk, one
+`re.findall`), no Python per event, and answers only where that reading equals decoding for
+every valid JSON text: no backslash in the chunk (so every quote delimits a string and no name
+is escaped), one `{` per text (so each text is one flat object: a JSON text holding `"name":`
+is an object), that object not inside a list, and the quoted key name exactly once, directly
+followed by a colon and the value (`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes,
+nested objects, a space before the colon, a text without the key, an object or list as the
+value) gives None, and the caller decodes it as before.
 
 What a scan cannot see is whether the rest of a text is valid JSON: a text that is not, but
 reads as above, gets the key it reads as.

@@ -81,15 +81,15 @@ class LatestPer:
         `to_item` decodes one, `clean` is the redaction it applies to decoded strings."""
         self._to_item = to_item
         keys = self._scan.keys(texts) if self._scan is not None and self._scan.usable else None
-        if keys is not None and clean is not None:
-            if any(clean(key) != key for key in set(keys) if type(key) is str):
-                keys = None  # the decoded key would be masked: let decoding say which
+        if clean is not None and keys and any(clean(k) != k for k in set(keys) if type(k) is str):
+            keys = None  # the decoded key would be masked: let decoding say which
         if keys is None:
             self.feed([to_item(event) for event in events])
             return
         kept, arrival = self._kept, self._arrival
         kept.update(zip(keys, events, strict=True))  # each key's last event of the chunk
-        arrival.update(zip(keys, range(self._arrivals, self._arrivals + len(keys))))
+        numbers = range(self._arrivals, self._arrivals + len(keys))
+        arrival.update(zip(keys, numbers, strict=True))
         self._arrivals += len(keys)
         folded = len(keys)
         if len(kept) > self._max_keys:  # keys first seen past the limit: not kept
