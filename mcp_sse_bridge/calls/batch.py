@@ -19,12 +19,12 @@ from typing import Any
 import anyio
 
 from ..errors import BridgeError, ConnectError
-from ..shaping import Shaper, Shaping
+from ..shaping import MISSING, Shaper, Shaping
 from ..shaping.paths import Selection, project_data
 from ..shaping.shaper import event_size, fields_note
 from ..upstream.sse import ServerSentEvent
 from ..upstream.stream import StreamState
-from .events import Redact, event_to_dict, redacted_dict
+from .events import NOT_JSON, Redact, decode, event_to_dict, redacted_dict
 from .filters import Bounds, EventFilter
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
@@ -127,7 +127,9 @@ class Accepted:
         self._project = None
         if shaping.reduces:
             limit = bounds.summary_events
-            self._shaper = Shaper(shaping, max_events=bounds.max_events, summary_limit=limit)
+            self._shaper = Shaper(
+                shaping, max_events=bounds.max_events, summary_limit=limit, decode=_value
+            )
         else:
             self._project = shaping.projector()
         self._state = state
@@ -268,7 +270,14 @@ class Accepted:
         if self._filter.match:  # the types were checked above
             accepts = self._filter.accepts
             accepted = [e for e in candidates if e.event == until or accepts(e)]
-        taken = shaper.feed([self._result(e) for e in accepted], time.time())
+        if shaper.scans:  # only the events kept are decoded
+            redact = self._redact
+            texts = [e.data for e in accepted]
+            if redact is not None:
+                texts = list(map(redact, texts))
+            taken = shaper.feed_texts(accepted, texts, self._result, time.time(), redact)
+        else:
+            taken = shaper.feed([self._result(e) for e in accepted], time.time())
         self.count += taken
         last = None  # the last event consumed, when the pass ends inside this chunk
         if 0 < taken < len(accepted):  # the summary's limit
@@ -354,6 +363,12 @@ class Accepted:
         batch.skipped["filtered"] += shaped.filtered
         batch.skipped.update(shaped.skipped)
         return batch
+
+
+def _value(text: str) -> Any:
+    """The strict JSON value of `text`, or `MISSING` (what shaping's key scan decodes with)."""
+    value = decode(text)
+    return MISSING if value is NOT_JSON else value
 
 
 def _no_response(bound: str, bounds: Bounds, state: StreamState) -> ConnectError:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError
-from .latest import LatestPer
+from .keyscan import Decode
+from .latest import LatestPer, ToItem
 from .paths import Path, Selection, dotted, project_data, selection
 from .summary import Summary
 
@@ -99,15 +101,23 @@ def fields_note(fields: tuple[Path, ...]) -> str:
 class Shaper:
     """Reduces accepted events as `Shaping` says; see the module docstring for the contract."""
 
-    def __init__(self, shaping: Shaping, *, max_events: int, summary_limit: int) -> None:
+    def __init__(
+        self,
+        shaping: Shaping,
+        *,
+        max_events: int,
+        summary_limit: int,
+        decode: Decode | None = None,
+    ) -> None:
         self.shaping = shaping
         self._project = shaping.projector()
         self._limit = summary_limit
         self._max_events = max_events
         self._latest = None
-        if shaping.latest_per is not None:
-            self._latest = LatestPer(shaping.latest_per, max_events)
         self._summary = Summary(shaping.fields) if shaping.summary else None
+        if shaping.latest_per is not None:
+            scan = None if self._summary is not None else decode  # a summary decodes them all
+            self._latest = LatestPer(shaping.latest_per, max_events, decode=scan)
         self._kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events)
         self.taken = 0
 
@@ -128,6 +138,28 @@ class Shaper:
         else:
             self._kept.extend(items)
         return len(items)
+
+    @property
+    def scans(self) -> bool:
+        """Whether `feed_texts` pays off: only the events kept are decoded (`latest_per`)."""
+        return self._latest is not None and self._latest.scans
+
+    def feed_texts(
+        self,
+        events: list[Any],
+        texts: list[str],
+        to_item: ToItem,
+        at: float,
+        clean: Callable[[str], str] | None = None,
+    ) -> int:
+        """`feed` for one chunk given as its accepted raw `events` (none a dict) and their
+        (redacted) data `texts`: `to_item` decodes one, `clean` is the redaction it applies to
+        decoded strings. Only `latest_per` alone decodes fewer than all (see `scans`)."""
+        if self._latest is None or self._summary is not None:
+            return self.feed(list(map(to_item, events)), at)
+        self._latest.feed_texts(events, texts, to_item, clean)
+        self.taken += len(events)
+        return len(events)
 
     @property
     def filtered(self) -> int:
