@@ -1,7 +1,9 @@
 """The command line's subscriptions: `serve`'s limit flags and `--subscribe`, and `call --follow`.
 
 `--subscribe 'TOOL key=value ...'` words are the tool's arguments as for `call`, except
-`event_types`, `match` and `buffer_events`, which are the subscription's own. Every pinned
+`event_types`, `match` and `buffer_events`, which are the subscription's own. They are split
+like a shell's words, but a JSON list or object value (`event_types=["price"]`) is kept whole,
+quotes included (`terminal.split_words`). Every pinned
 subscription is checked (tool, arguments) before the server starts: a typo is a usage error,
 not a log line nobody reads. `call --follow` subscribes through the same registry and prints
 each event as one JSON line on stdout until Ctrl-C (or the feed ends).
@@ -10,7 +12,6 @@ each event as one JSON line on stdout until Ctrl-C (or the feed ends).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from typing import Any
 
@@ -20,7 +21,14 @@ from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
 from .options import positive
-from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
+from .terminal import (
+    UsageError,
+    error_text,
+    parse_arguments,
+    printable,
+    split_words,
+    terminal_json,
+)
 
 DEFAULTS = SubscriptionLimits()
 OWN = ("event_types", "match", "buffer_events")  # a --subscribe word that is not the tool's
@@ -96,7 +104,7 @@ def pins_from(args: argparse.Namespace, bridge: Bridge, limits: SubscriptionLimi
 def _pin(spec: str, bridge: Bridge, limits: SubscriptionLimits) -> Pin:
     where = f"--subscribe {spec!r}"
     try:
-        words = shlex.split(spec)
+        words = split_words(spec)
     except ValueError as err:
         raise UsageError(f"{where}: {err}") from None
     if not words:
