@@ -139,13 +139,25 @@ def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, A
     return arguments
 
 
-def _takes_text(schema: Any) -> bool:
-    """Whether a property's schema allows a string, so `4711` stays the text that was typed.
+def _takes_text(schema: Any, depth: int = 0) -> bool:
+    """Whether a property's schema allows a string, so `4711` stays the text that was typed:
+    by its `type` (or type list), or one of its `anyOf`/`oneOf` branches (a nullable string
+    imported from OpenAPI is `anyOf: [string, null]`).
 
     A boolean schema (`true`, valid JSON Schema) or one without `type` says nothing: JSON it is.
     """
-    kind = schema.get("type") if isinstance(schema, dict) else None
-    return kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if not isinstance(schema, dict) or depth > 8:
+        return False
+    kind = schema.get("type")
+    if kind == "string" or (isinstance(kind, list) and "string" in kind):
+        return True
+    branches = [
+        branch
+        for key in ("anyOf", "oneOf")
+        if isinstance(schema.get(key), list)
+        for branch in schema[key]
+    ]
+    return any(_takes_text(branch, depth + 1) for branch in branches)
 
 
 class LiveLine:
