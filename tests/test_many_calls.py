@@ -77,7 +77,8 @@ class Mixed:
             await events(response, 1, 2, 3)
             await wait_disconnect(response)
         elif name == "refused":
-            await response.simple(503, "busy")
+            # a wait longer than the call's max_seconds: refused at once, not retried
+            await response.simple(503, "busy", headers={"Retry-After": "60"})
         else:
             await response.simple(302, "", headers={"Location": "/clean"})
 

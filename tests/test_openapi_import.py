@@ -185,7 +185,10 @@ def test_a_notifications_api_in_openapi_30_with_oauth2_gets_a_token_and_streams(
         manual = load_manual(path)
         (tool,) = manual.tools
         channel = tool.inputs["properties"]["channel"]
-        assert channel == {"type": ["string", "null"], "enum": ["a", "b", None]}
+        assert channel == {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "enum": ["a", "b", None],
+        }
         assert "session" not in tool.inputs["properties"]
         assert any("cookie parameter 'session' left out" in w for w in manual.warnings)
         auth = tool.template.auth

@@ -192,6 +192,8 @@ async def probe(
         batch = await bridge.call(name, plan.arguments, on_event=sample.add, observer=tap)
         report = _report(tap, sample, bridge.tools[name].spec.template.url)
         report.elapsed_s, report.stop_reason = batch.elapsed_s, batch.stop_reason
+        if tap.status is None and batch.stop_reason == "closed":
+            report.status = 204  # the stream ends without a response only after a 204
         report.error = batch.error
         report.count, report.oversized = batch.count, batch.skipped.get("oversized", 0)
         report.event_types = _event_types(sample, batch.elapsed_s)

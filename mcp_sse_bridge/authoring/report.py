@@ -62,6 +62,8 @@ class ProbeReport:
 
 def render(report: ProbeReport) -> list[str]:
     """The report as lines of text, most important first."""
+    if report.status == 204:
+        return [f"{report.where}: HTTP 204: no content, the server has no events for this URL"]
     head = f"{report.where}: HTTP {report.status}, {report.content_type or 'no content type'}"
     lines = [head + (f", {report.encoding}" if report.encoding else ", no compression")]
     timing = [f"first byte after {_ms(report.first_byte_s)}"]

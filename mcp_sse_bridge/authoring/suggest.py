@@ -7,7 +7,10 @@ writes is the one that was tested. Credentials given literally never reach the t
 secret, signature or the like becomes `api_key` auth in the query, a literal value of a header
 such as `Authorization`, `Cookie` or `X-Api-Key` becomes a variable, each with a name derived
 from where it was (`X-Api-Key` -> `${X_API_KEY}`). `--bearer-env VAR` is `api_key` auth with
-`Bearer ${VAR}` in `Authorization`. Values written as `${VAR}` are kept as they are.
+`Bearer ${VAR}` in `Authorization`. A tool has one `auth`: every further credential of the query
+stays in the URL as `name=${VAR}` (so `?access_token=A&api_key=B` writes two variables, and so
+does a `user:pass@` beside a `?token=`); two credentials whose names map to the same variable
+get `TOKEN`, `TOKEN_2`. Values written as `${VAR}` are kept as they are.
 
 Everything else in the query, and every `{placeholder}` of the path, becomes a required input
 typed by the value given (`depth=5` an integer, `symbol=AAPL` a string, `007` a string).
@@ -16,11 +19,12 @@ typed by the value given (`depth=5` an integer, `symbol=AAPL` a string, `007` a 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from ..errors import BridgeError
 from ..upstream.request import header_problem
@@ -39,6 +43,7 @@ _SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 _SCHEME_PREFIX = re.compile(r"(?i)(bearer|basic|token|digest)\s+(.+)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLACEHOLDER_VALUE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|(?<!\$)\$[A-Za-z_]")  # kept as written
 _NOT_WORD = re.compile(r"[^A-Za-z0-9]+")
 _SKIPPED_SEGMENTS = re.compile(r"(?i)api|v\d+(\.\d+)*|sse|rest")
 
@@ -59,14 +64,20 @@ def plan_tool(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BridgeError(
-            f"probe: {display_url(url)!r} is not an http(s) URL.",
+            f"probe: {_typed(url)!r} is not an http(s) URL.",
             hint="Give the event stream's URL, e.g. https://api.example.com/stream.",
         )
     plan = ToolPlan(tool={}, arguments={})
-    auth = _userinfo_auth(parts.username, parts.password, plan)
-    netloc = parts.netloc.rpartition("@")[2]
-    properties: dict[str, Any] = {}
+    auth = _bearer_auth(bearer_env) if bearer_env is not None else None
+    if (basic := _userinfo_auth(parts.username, parts.password, plan)) is not None:
+        if auth is not None:
+            raise BridgeError(
+                "probe: --bearer-env and a user:password@ in the URL cannot both be used.",
+                hint="Keep one way of authenticating (both would send Authorization).",
+            )
+        auth = basic
     remaining = dict(words)
+    properties: dict[str, Any] = {}
     for name in _PLACEHOLDER.findall(parts.path):
         if name not in remaining:
             raise BridgeError(
@@ -74,28 +85,13 @@ def plan_tool(
                 hint=f"Add {name}=VALUE after the URL, e.g. {name}=AAPL.",
             )
         properties[name] = _input(name, remaining.pop(name), plan, "path segment")
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_NAME.search(name) and auth is None:
-            auth = _query_auth(name, value, plan)
-        elif name in properties:
-            raise BridgeError(
-                f"probe: the query parameter {name!r} is given twice.",
-                hint="Give each query parameter once (lists are not supported here).",
-            )
-        else:
-            properties[name] = _input(name, value, plan, "query parameter")
-    for name, value in remaining.items():
-        properties[name] = _input(name, value, plan, "query parameter")
-    if bearer_env is not None:
-        if auth is not None:
-            raise BridgeError(
-                "probe: --bearer-env and credentials in the URL cannot both be used.",
-                hint="Keep one way of authenticating.",
-            )
-        auth = _bearer_auth(bearer_env)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *remaining.items()]
+    auth, secret_query = _query(query, properties, auth, plan)
     template: dict[str, Any] = {
         "call_template_type": "sse",
-        "url": urlunsplit((parts.scheme, netloc, parts.path or "/", "", "")),
+        "url": urlunsplit(
+            (parts.scheme, parts.netloc.rpartition("@")[2], parts.path or "/", secret_query, "")
+        ),
     }
     if static := _headers(headers, plan):
         template["headers"] = static
@@ -110,16 +106,69 @@ def plan_tool(
     return plan
 
 
+def _query(
+    pairs: list[tuple[str, str]],
+    properties: dict[str, Any],
+    auth: dict[str, Any] | None,
+    plan: ToolPlan,
+) -> tuple[dict[str, Any] | None, str]:
+    """Inputs for the query's plain parameters; `${VAR}`s for its credentials.
+
+    The first credential becomes `api_key` auth when the tool has none yet; any further one
+    stays in the URL's query as `name=${VAR}` (a tool has one auth, every credential a variable).
+    """
+    seen: set[str] = set(properties)
+    kept: list[str] = []
+    for name, value in pairs:
+        if name in seen:
+            raise BridgeError(
+                f"probe: the query parameter {name!r} is given twice.",
+                hint="Give each query parameter once (lists are not supported here).",
+            )
+        seen.add(name)
+        if not _SECRET_NAME.search(name):
+            properties[name] = _input(name, value, plan, "query parameter")
+        elif auth is None:
+            auth = _query_auth(name, value, plan)
+        else:
+            what = f"the value of the query parameter {name!r}"
+            kept.append(f"{quote(name, safe='')}={_remember(plan, var_name(name), value, what)}")
+    return auth, "&".join(kept)
+
+
+def _typed(url: str) -> str:
+    """The URL as the user typed it, without the parts where credentials live."""
+    if "://" in url:
+        return display_url(url)
+    head, slash, path = url.partition("?")[0].partition("#")[0].partition("/")
+    return (head.rpartition("@")[2] + slash + path)[:200]
+
+
 def tool_name(path: str, host: str) -> str:
-    """`/api/v1/prices/stream/{symbol}` -> `prices_stream`; the host's first label otherwise."""
-    segments = [
+    """`/api/v1/prices/stream/{symbol}` -> `prices_stream`; `/{kind}` -> `kind`.
+
+    From the path's fixed segments, else its placeholders' names, else the host's first label
+    (never an IP address's first number), else `stream`.
+    """
+    segments = [segment for segment in unquote(path).split("/") if segment]
+    fixed = [
         segment
-        for segment in unquote(path).split("/")
-        if segment and not _PLACEHOLDER.search(segment) and not _SKIPPED_SEGMENTS.fullmatch(segment)
+        for segment in segments
+        if not _PLACEHOLDER.search(segment) and not _SKIPPED_SEGMENTS.fullmatch(segment)
     ]
-    words = "_".join(segments[-2:]) or host.split(".")[0] or "stream"
+    named = [name for segment in segments for name in _PLACEHOLDER.findall(segment)]
+    label = "" if _is_address(host) else host.split(".")[0]
+    words = "_".join(fixed[-2:]) or "_".join(named[-2:]) or label or "stream"
     name = _NOT_WORD.sub("_", words).strip("_").lower()[:48]
     return name if name and not name[0].isdigit() else f"stream_{name}".rstrip("_")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def var_name(text: str) -> str:
@@ -142,11 +191,19 @@ def _input(name: str, raw: str, plan: ToolPlan, where: str) -> dict[str, Any]:
 
 
 def _remember(plan: ToolPlan, var: str, value: str, what: str) -> str:
-    """The `${VAR}` standing for a literal credential; the probe resolves it to the value."""
+    """The `${VAR}` standing for a literal credential; the probe resolves it to the value.
+
+    A name already taken by another credential gets a suffix (`TOKEN_2`), so no value is lost.
+    """
     if _PLACEHOLDER_VALUE.fullmatch(value):
         return value  # already a variable
+    base, number = var, 1
+    while plan.values.get(var, value) != value:
+        number += 1
+        var = f"{base}_{number}"
+    if var not in plan.values:
+        plan.notes.append(f"set {var} to {what} (the manual reads it as ${{{var}}})")
     plan.values[var] = value
-    plan.notes.append(f"set {var} to {what} (the manual reads it as ${{{var}}})")
     return f"${{{var}}}"
 
 
@@ -191,7 +248,9 @@ def _headers(raw: list[str], plan: ToolPlan) -> dict[str, str]:
                 f"probe: --header {name[:40]!r}: {problem}.",
                 hint="Write --header 'Name: value', e.g. --header 'X-Api-Key: ${API_KEY}'.",
             )
-        if "$" not in value and (name.lower() in _SECRET_HEADERS or _SECRET_NAME.search(name)):
+        if not _REFERENCE.search(value) and (
+            name.lower() in _SECRET_HEADERS or _SECRET_NAME.search(name)
+        ):
             scheme = _SCHEME_PREFIX.fullmatch(value)
             what = f"the value of the header {name!r}"
             if scheme:

@@ -3,6 +3,7 @@
 The text is checked by the same reader `--manual` uses, so a manual the bridge writes always
 loads; and it is checked against the secrets the run knew, so a credential given on the command
 line can never end up in a file (defence in depth: `suggest.py` already replaced them all).
+`refuse_secrets` is the same check for the probe's printed report.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ from ..manual.variables import SecretRegistry
 def manual_text(manual: dict[str, Any], *, name: str, secrets: SecretRegistry) -> str:
     """The manual as indented JSON, once it loads and holds no secret."""
     text = json.dumps(manual, indent=2, ensure_ascii=False) + "\n"
-    if secrets and secrets.redact(text) != text:
-        raise BridgeError(
-            "Refusing to write a manual that holds a secret.",
-            hint="Give credentials as ${VAR} placeholders (e.g. --header 'X-Api-Key: ${API_KEY}').",
-        )
+    refuse_secrets(text, secrets, "write a manual")
     check_manual(text, name=name)
     return text
+
+
+def refuse_secrets(text: str, secrets: SecretRegistry, action: str) -> None:
+    """Raise when `text` holds any value the run knew as secret (the last line of defence)."""
+    if secrets and secrets.redact(text) != text:
+        raise BridgeError(
+            f"Refusing to {action} that holds a secret.",
+            hint="Give credentials as ${VAR} placeholders (e.g. --header 'X-Api-Key: ${API_KEY}'); "
+            "if they were, this is a bug in mcp-sse-bridge: please report it.",
+        )
 
 
 def check_manual(text: str, *, name: str) -> Manual:

@@ -28,6 +28,7 @@ from referencing.exceptions import Unresolvable
 from ..errors import ArgumentError, ManualError
 from ..manual import RESERVED_ARGUMENTS, ToolSpec
 from ..shaping import Path, Shaping
+from ..shaping.paths import MAX_PATH_CHARS, MAX_PATH_SEGMENTS
 from .filters import Bounds
 
 _ID_BREAKS = re.compile("[\r\n\x00\ud800-\udfff]")  # and lone surrogates: not UTF-8
@@ -223,7 +224,8 @@ SHAPING_SCHEMA: dict[str, dict[str, Any]] = {
 
 
 def plan_shaping(arguments: Mapping[str, Any]) -> Shaping:
-    """The shaping arguments of a call, validated (names, types, paths)."""
+    """The shaping arguments of a call, validated (names, types, paths); null is absent, as
+    for every optional control argument."""
     fields = arguments.get("fields")
     if fields is not None:
         if not isinstance(fields, list) or not fields or len(fields) > MAX_FIELDS:
@@ -234,14 +236,16 @@ def plan_shaping(arguments: Mapping[str, Any]) -> Shaping:
             )
         fields = tuple(_path(item, "fields") for item in fields)
     latest = arguments.get("latest_per")
-    summary = arguments.get("summary", False)
+    summary = arguments.get("summary")
+    summary = False if summary is None else summary
     if not isinstance(summary, bool):
         raise ArgumentError(
             f"summary must be true or false, got {_got(summary)}.",
             argument="summary",
             hint="Pass summary=true for aggregates instead of events, or leave it out.",
         )
-    form = arguments.get("format", "json")
+    form = arguments.get("format")
+    form = "json" if form is None else form
     if form not in ("json", "lines"):
         raise ArgumentError(
             f'format must be "json" or "lines", got {_got(form)}.',
@@ -257,13 +261,20 @@ def plan_shaping(arguments: Mapping[str, Any]) -> Shaping:
 
 
 def _path(value: Any, name: str) -> Path:
-    """A dotted path: a non-empty string whose segments are not empty."""
+    """A dotted path: a non-empty string whose segments are not empty, bounded in length."""
     if not isinstance(value, str) or not value or "" in (path := tuple(value.split("."))):
         raise ArgumentError(
             f'{name} takes dotted paths like "quote.price", got {_got(value)}.',
             argument=name,
             hint="Name a key of the events' JSON data; separate nested keys with dots, and use "
             "a number for a list item (items.0.id).",
+        )
+    if len(value) > MAX_PATH_CHARS or len(path) > MAX_PATH_SEGMENTS:
+        raise ArgumentError(
+            f"{name}: the path {_got(value)} has {len(value):,} characters and {len(path):,} "
+            f"segments; a path has at most {MAX_PATH_CHARS} and {MAX_PATH_SEGMENTS}.",
+            argument=name,
+            hint="Name a shorter path into the events' JSON data.",
         )
     return path
 
@@ -394,6 +405,21 @@ def _match(arguments: Mapping[str, Any]) -> dict[str, Any] | None:
             argument="match",
             hint='Pass e.g. match={"symbol": "AAPL", "quote.venue": "X"}.',
         )
+    if len(value) > MAX_FIELDS:
+        raise ArgumentError(
+            f"match has {len(value):,} paths; at most {MAX_FIELDS}.",
+            argument="match",
+            hint="Match on fewer paths.",
+        )
+    for key in value:
+        if len(key) > MAX_PATH_CHARS or key.count(".") >= MAX_PATH_SEGMENTS:
+            raise ArgumentError(
+                f"match: the path {_got(key)} has {len(key):,} characters and "
+                f"{key.count('.') + 1:,} segments; a path has at most {MAX_PATH_CHARS} and "
+                f"{MAX_PATH_SEGMENTS}.",
+                argument="match",
+                hint="Name a shorter path into the events' JSON data.",
+            )
     return value
 
 

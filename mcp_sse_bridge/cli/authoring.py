@@ -75,7 +75,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from ..authoring.probe import MAX_EVENTS, MAX_SECONDS, ProbeSettings, probe
     from ..authoring.report import render
     from ..authoring.suggest import finish_tool, plan_tool
-    from ..authoring.writing import manual_text, write_text
+    from ..authoring.writing import manual_text, refuse_secrets, write_text
     from .options import variables_from
 
     if args.seconds > MAX_SECONDS or args.events > MAX_EVENTS:
@@ -97,14 +97,18 @@ def run_probe(args: argparse.Namespace) -> int:
         )
 
     report, secrets = anyio.run(run)
+    for value in plan.values.values():  # already among them; stated, since it is the rule
+        secrets.add(value)
+    manual = finish_tool(plan, report)
+    text = manual_text(manual, name=name, secrets=secrets) if args.write else ""
     if args.json:
-        print(terminal_json(report.to_dict()))
+        shown = terminal_json(report.to_dict())
     else:
-        for line in render(report):
-            text = line.lstrip(" ")
-            print(" " * (len(line) - len(text)) + printable(text))
+        shown = "\n".join(_indented(line) for line in render(report))
+    refuse_secrets(shown, secrets, "print a probe report")
+    print(shown)
     if args.write:
-        write_text(args.write, manual_text(finish_tool(plan, report), name=name, secrets=secrets))
+        write_text(args.write, text)
         _say(f"wrote {args.write}: tool {plan.tool['name']!r}")
         for note in plan.notes:
             _say(f"before using it, {note}")
@@ -135,6 +139,11 @@ def run_import(args: argparse.Namespace) -> int:
     for var in imported.variables:
         _say(f"before using it, set {var}")
     return 0
+
+
+def _indented(line: str) -> str:
+    text = line.lstrip(" ")
+    return " " * (len(line) - len(text)) + printable(text)
 
 
 def _say(text: str) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 import anyio
 
+from ..calls.batch import Batch
 from ..calls.bridge import Bridge
 from ..errors import BridgeError
 from ..manual import RESERVED_ARGUMENTS
+from ..shaping import render_lines
 from ..urls import check_url
 from . import subscribing
 from .options import bridge_from, logger
@@ -158,17 +160,28 @@ def call(args: argparse.Namespace) -> int:
         return subscribing.follow(bridge, args.tool, arguments)
     line = LiveLine(sys.stderr)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Batch:
         async with bridge:
-            batch = await call_with_progress(bridge, args.tool, arguments, line.show, 1.0)
-            return batch.to_dict()
+            return await call_with_progress(bridge, args.tool, arguments, line.show, 1.0)
 
     try:
-        result = anyio.run(run)
+        batch = anyio.run(run)
     finally:
         line.clear()
-    print(terminal_json(result))
+    _print_batch(batch)
     return 0
+
+
+def _print_batch(batch: Batch) -> None:
+    """As an MCP host gets it: the lines text for `format=lines`, else the JSON, with the
+    shaping note on stderr (stdout stays one JSON document for pipes)."""
+    if batch.format == "lines":
+        for text in render_lines(batch.to_dict(), batch.note).split("\n"):
+            print(printable(text))
+        return
+    if batch.note:
+        print(f"mcp-sse-bridge: {printable(batch.note)}", file=sys.stderr)
+    print(terminal_json(batch.to_dict()))
 
 
 def demo(args: argparse.Namespace) -> int:

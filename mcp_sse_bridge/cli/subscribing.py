@@ -1,7 +1,9 @@
 """The command line's subscriptions: `serve`'s limit flags and `--subscribe`, and `call --follow`.
 
 `--subscribe 'TOOL key=value ...'` words are the tool's arguments as for `call`, except
-`event_types`, `match` and `buffer_events`, which are the subscription's own. Every pinned
+`event_types`, `match` and `buffer_events`, which are the subscription's own. They are split
+like a shell's words, but a JSON list or object value (`event_types=["price"]`) is kept whole,
+quotes included (`terminal.split_words`). Every pinned
 subscription is checked (tool, arguments) before the server starts: a typo is a usage error,
 not a log line nobody reads. `call --follow` subscribes through the same registry and prints
 each event as one JSON line on stdout until Ctrl-C (or the feed ends).
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,14 @@ from ..subscriptions.registry import Pin, Registry, SubscriptionLimits
 from ..subscriptions.store import SubscriptionStore
 from ..urls import display_url
 from .options import BoundFlag, add_bounds, positive
-from .terminal import UsageError, error_text, parse_arguments, printable, terminal_json
+from .terminal import (
+    UsageError,
+    error_text,
+    parse_arguments,
+    printable,
+    split_words,
+    terminal_json,
+)
 
 DEFAULTS = SubscriptionLimits()
 STORE_PREFIX = "mcp-sse-bridge:"
@@ -174,7 +182,7 @@ def pins_from(args: argparse.Namespace, bridge: Bridge, limits: SubscriptionLimi
 def _pin(spec: str, bridge: Bridge, limits: SubscriptionLimits) -> Pin:
     where = f"--subscribe {spec!r}"
     try:
-        words = shlex.split(spec)
+        words = split_words(spec)
     except ValueError as err:
         raise UsageError(f"{where}: {err}") from None
     if not words:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Sequence
@@ -59,6 +60,56 @@ def terminal_json(value: Any, *, indent: int | None = 2) -> str:
 
 
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
+_JSON_VALUE = re.compile(r"[^\s=\"'\\]+=(?=[\[{])")  # key= followed by a JSON list or object
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def split_words(spec: str) -> list[str]:
+    """Shell-like words, except that a `key=` value starting with `[` or `{` is kept verbatim
+    up to its matching bracket, quotes and spaces inside included: so `--subscribe 'prices
+    event_types=["price"] match={"symbol": "AAPL"}'` reaches the parser as JSON, where
+    `shlex.split` would strip its quotes. Raises ValueError (an unclosed quote)."""
+    words: list[str] = []
+    at = 0
+    while True:
+        while at < len(spec) and spec[at].isspace():
+            at += 1
+        if at == len(spec):
+            return words
+        if (key := _JSON_VALUE.match(spec, at)) and (end := _json_end(spec, key.end())):
+            words.append(spec[at:end])
+            at = end
+            continue
+        lexer = shlex.shlex(spec[at:], posix=True)
+        lexer.whitespace_split, lexer.commenters = True, ""
+        word = lexer.get_token()
+        if word is None:
+            return words
+        words.append(word)
+        at += lexer.instream.tell()
+
+
+def _json_end(text: str, start: int) -> int | None:
+    """The index after the bracket closing the one at `start`, when a space or the end follows
+    it (None otherwise: shell rules apply to the word then). Brackets in strings don't count."""
+    stack: list[str] = []
+    quoted = escaped = False
+    for at in range(start, len(text)):
+        char = text[at]
+        if quoted:
+            quoted = char != '"' or escaped
+            escaped = char == "\\" and not escaped
+        elif char == '"':
+            quoted = True
+        elif char in _CLOSING:
+            stack.append(_CLOSING[char])
+        elif char in "]}":
+            if not stack or stack.pop() != char:
+                return None
+            if not stack:
+                end = at + 1
+                return end if end == len(text) or text[end].isspace() else None
+    return None
 
 
 def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +126,13 @@ def parse_arguments(pairs: Sequence[str], schema: dict[str, Any]) -> dict[str, A
         try:
             arguments[key] = json.loads(raw)
         except ValueError:
+            if raw[:1] in _CLOSING:
+                example = '["a", "b"]' if raw[0] == "[" else '{"symbol": "AAPL"}'
+                raise UsageError(
+                    f"argument {pair!r} is not valid JSON: write its strings in double quotes, "
+                    f"e.g. {key}={example}, and quote the whole word for the shell: "
+                    f"'{key}={example}'"
+                ) from None
             arguments[key] = raw
     return arguments
 
@@ -87,13 +145,25 @@ def split_pair(word: str) -> tuple[str, str]:
     return key, value
 
 
-def _takes_text(schema: Any) -> bool:
-    """Whether a property's schema allows a string, so `4711` stays the text that was typed.
+def _takes_text(schema: Any, depth: int = 0) -> bool:
+    """Whether a property's schema allows a string, so `4711` stays the text that was typed:
+    by its `type` (or type list), or one of its `anyOf`/`oneOf` branches (a nullable string
+    imported from OpenAPI is `anyOf: [string, null]`).
 
     A boolean schema (`true`, valid JSON Schema) or one without `type` says nothing: JSON it is.
     """
-    kind = schema.get("type") if isinstance(schema, dict) else None
-    return kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if not isinstance(schema, dict) or depth > 8:
+        return False
+    kind = schema.get("type")
+    if kind == "string" or (isinstance(kind, list) and "string" in kind):
+        return True
+    branches = [
+        branch
+        for key in ("anyOf", "oneOf")
+        if isinstance(schema.get(key), list)
+        for branch in schema[key]
+    ]
+    return any(_takes_text(branch, depth + 1) for branch in branches)
 
 
 class LiveLine:

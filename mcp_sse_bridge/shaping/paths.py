@@ -2,13 +2,18 @@
 
 A decimal segment indexes a list (`"items.0.id"`). `lookup` reads one path (for `match`,
 `latest_per` and summaries); `selection` and `project` keep only some paths of a value
-(`fields`), with the nested shape preserved and missing paths left out.
+(`fields`), with the nested shape preserved and missing paths left out. Paths a caller gives are
+bounded (`MAX_PATH_CHARS`, `MAX_PATH_SEGMENTS`; checked by `calls/arguments.py`), so neither a
+lookup nor a note echoing them grows with hostile input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+MAX_PATH_CHARS = 256  # a dotted path (fields, latest_per, match keys) is at most this long
+MAX_PATH_SEGMENTS = 32  # and has at most this many segments
 
 Path = tuple[str, ...]
 Selection = dict[str, "Selection"]

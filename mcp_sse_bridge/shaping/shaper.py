@@ -94,8 +94,25 @@ def fit(events: list[dict[str, Any]], budget: int | None) -> tuple[list[dict[str
     return events[len(events) - kept :], len(events) - kept
 
 
+MAX_NOTE_PATHS_CHARS = 300  # of the paths a `fields` note lists; the rest are counted
+
+
 def fields_note(fields: tuple[Path, ...]) -> str:
-    return f"fields {', '.join(map(dotted, fields))}: each event's data keeps only these paths"
+    """The note for `fields`, listing paths up to `MAX_NOTE_PATHS_CHARS` and counting the rest
+    (paths are bounded too, so a note stays a line however many and long they are)."""
+    shown: list[str] = []
+    used = 0
+    for path in fields:
+        text = dotted(path)
+        if shown and used + len(text) > MAX_NOTE_PATHS_CHARS:
+            break
+        shown.append(
+            text if len(text) <= MAX_NOTE_PATHS_CHARS else text[:MAX_NOTE_PATHS_CHARS] + "..."
+        )
+        used += len(text) + 2
+    more = len(fields) - len(shown)
+    listed = ", ".join(shown) + (f" and {more} more" if more else "")
+    return f"fields {listed}: each event's data keeps only these paths"
 
 
 class Shaper:

@@ -12,7 +12,9 @@ attempt? It raises the error to report instead when there must be no next attemp
 - a request with a body is retried only on a 429 or 503 before any stream (the upstream says it
   did not process it); a 502, 504 or 408 may come after a gateway forwarded the body;
 - the wait is the server's `Retry-After` plus up to 20 % (so that callers refused together do
-  not come back together), else the jittered, capped, doubling backoff of reconnects;
+  not come back together), else the jittered, capped, doubling backoff of reconnects, which
+  before any stream starts from at most `FIRST_BACKOFF_MS` (1 s) rather than the manual's
+  `retry_timeout` (30 s by default, longer than a call's default 15 s);
 - with a `deadline` (a call's), a wait that would not end before it ends the call at once with
   an error saying how long the upstream asked to wait; `max_attempts` bounds consecutive failed
   attempts (a subscription's retry budget; `None`: no bound but the deadline).
@@ -33,6 +35,7 @@ import anyio
 from ..errors import AuthError, ConnectError, ServerError, UpstreamError
 
 __all__ = [
+    "FIRST_BACKOFF_MS",
     "MAX_RETRY_AFTER_S",
     "MIN_BACKOFF_MS",
     "RetryPolicy",
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 MIN_BACKOFF_MS = 100  # floor of every wait, so `retry: 0` cannot make a busy loop
+FIRST_BACKOFF_MS = 1000  # most the backoff starts from before a stream (then 2 s, 4 s, ...)
 MAX_BACKOFF_MS = 3_600_000  # no backoff is longer than an hour, whatever the options say
 MAX_RETRY_AFTER_S = 3600  # a longer Retry-After is treated as absent (a broken server's word)
 

@@ -55,7 +55,7 @@ from ..urls import check_url
 from .refusal import display_request as _where
 from .refusal import refusal
 from .request import PreparedRequest
-from .retry import RetryPolicy
+from .retry import FIRST_BACKOFF_MS, RetryPolicy
 from .sse import EventStreamParser, ServerSentEvent
 from .transport import StreamClient
 
@@ -104,8 +104,13 @@ class StreamOptions:
         )
 
     def policies(self) -> tuple[RetryPolicy, RetryPolicy]:
-        """The retry rules before a stream is established (bounded) and after (the deadline)."""
-        first = RetryPolicy(self.retry_ms, self.max_retry_ms, self.first_attempts)
+        """The retry rules before a stream is established (bounded) and after (the deadline).
+
+        Before, the backoff starts at `FIRST_BACKOFF_MS` at most: the manual's `retry_timeout`
+        (30 s by default) is a reconnect delay, and would not fit in a call's `max_seconds`.
+        """
+        base = min(self.retry_ms, FIRST_BACKOFF_MS)
+        first = RetryPolicy(base, self.max_retry_ms, self.first_attempts)
         return first, RetryPolicy(self.retry_ms, self.max_retry_ms, self.max_failures)
 
 

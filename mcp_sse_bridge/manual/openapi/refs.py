@@ -8,7 +8,8 @@ Chains of references are followed at most `MAX_CHAIN` deep and a loop among them
 `SchemaWriter` turns the schemas of one operation into one tool's input schema: references are
 inlined, except where a schema contains itself (a tree, a linked list), which becomes a
 `$defs` entry and a local `$ref` (the bridge checks inputs with such refs); OpenAPI 3.0's
-dialect is translated (`nullable`, boolean `exclusiveMinimum`, `example`), and what only
+dialect is translated (`nullable`, boolean `exclusiveMinimum`, `example`), a list of types
+becomes an `anyOf` of single types (strict MCP clients flag type lists), and what only
 OpenAPI means (`discriminator`, `xml`, `x-...`) is dropped. The output is bounded by
 `MAX_SCHEMA_VALUES` and its nesting by `MAX_INLINE_DEPTH`.
 """
@@ -185,7 +186,29 @@ class SchemaWriter:
             out["examples"] = [copy.deepcopy(node["example"])]
         if self.openapi_30:
             _from_openapi_30(node, out)
+        _single_types(out)
         return out
+
+
+def _single_types(out: dict[str, Any]) -> None:
+    """A list of types (3.1's `["number", "null"]`, or 3.0's `nullable`) as an `anyOf` of single
+    types, which strict MCP clients take (`manual/portability.py`); the other keywords stay
+    beside it, where they still constrain only values of their own type."""
+    kind = out.get("type")
+    if not isinstance(kind, list) or not all(isinstance(item, str) for item in kind):
+        return
+    kinds = list(dict.fromkeys(kind))
+    if not isinstance(out.get("allOf", []), list):
+        return  # a broken allOf: left for the reader to report
+    if len(kinds) == 1:
+        out["type"] = kinds[0]
+        return
+    del out["type"]
+    branches = [{"type": item} for item in kinds]
+    if "anyOf" in out:  # both must hold: the schema's own anyOf and one of the types
+        out["allOf"] = [*out.get("allOf", []), {"anyOf": branches}]
+    else:
+        out["anyOf"] = branches
 
 
 def _from_openapi_30(node: dict[str, Any], out: dict[str, Any]) -> None:
