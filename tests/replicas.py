@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +20,10 @@ import anyio
 import anyio.abc
 import mcp
 
-from tests.feeds import SECRET, manual_doc
-from tests.sse_server import Request, Response, sse_lines
+from tests.acceptance.bridges import http_process
+from tests.feeds import SECRET, Ticker, manual_doc
+from tests.sse_server import Request, Response, SSEServer, serve, sse_lines
 
-CLI = [sys.executable, "-m", "mcp_sse_bridge"]
 LEASE = "1"  # --store-lease-seconds: a dead replica's feeds move within about a second
 
 
@@ -49,26 +47,10 @@ async def replica(
     manual: Path, store: str, *extra: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[Replica]:
     """One bridge process on streamable HTTP with `--store`; terminated (if alive) at the end."""
-    command = [*CLI, "--manual", str(manual), "--transport", "http", "--port", "0"]
-    command += ["--store", store, "--store-lease-seconds", LEASE, *extra]
+    argv = ["--manual", str(manual), "--store", store, "--store-lease-seconds", LEASE, *extra]
     env = {**os.environ, "API_KEY": SECRET, "PYTHONUNBUFFERED": "1", **(env or {})}
-    process = await anyio.open_process(command, env=env)
-    async with process:
-        try:
-            assert process.stderr is not None
-            banner = b""
-            with anyio.fail_after(20):
-                while b"/mcp" not in banner:
-                    chunk = await process.stderr.receive()
-                    banner += chunk
-            found = re.search(rb"http://127\.0\.0\.1:\d+/mcp", banner)
-            assert found, banner.decode(errors="replace")
-            yield Replica(found[0].decode(), process)
-        finally:
-            if process.returncode is None:
-                process.terminate()
-            with anyio.fail_after(10):
-                await process.wait()
+    async with http_process(*argv, env=env) as (url, process):
+        yield Replica(url, process)
 
 
 @contextlib.asynccontextmanager
@@ -120,3 +102,22 @@ class Replaying:
                 await response.send(sse_lines({"event": "tick", "id": str(position), "data": data}))
                 position += 1
             await self.changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def feeding(feed: Ticker | Replaying) -> AsyncIterator[SSEServer]:
+    async with serve(feed.handler) as upstream, anyio.create_task_group() as tg:
+        await tg.start(feed.clock)
+        yield upstream
+        tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def deployment(
+    feed: Ticker | Replaying, directory: Path, store: str, count: int, *extra: str
+) -> AsyncIterator[tuple[SSEServer, list[Replica]]]:
+    """The upstream `feed` on loopback and `count` replicas of a manual for it sharing `store`."""
+    async with feeding(feed) as upstream:
+        manual = write_manual(directory, upstream.url)
+        async with replicas(manual, store, count, *extra) as live:
+            yield upstream, live

@@ -10,7 +10,7 @@ import datetime
 import os
 import signal
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -21,10 +21,20 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourceUpdated
 from redis.asyncio import Redis
 
+from tests.acceptance.bridges import CLI
 from tests.feeds import SECRET, Heard, Ticker, ids
 from tests.redis_server import REDIS_SERVER, free_port, redis_server
-from tests.replicas import CLI, LEASE, Replaying, call, replica, replicas, structured, write_manual
-from tests.sse_server import SSEServer, serve
+from tests.replicas import (
+    LEASE,
+    Replaying,
+    call,
+    deployment,
+    feeding,
+    replica,
+    replicas,
+    structured,
+    write_manual,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -52,14 +62,6 @@ def prefixed(request: pytest.FixtureRequest) -> tuple[str, str]:
     return "--store-prefix", f"t-{request.node.name}:"
 
 
-@contextlib.asynccontextmanager
-async def feeding(feed: Ticker | Replaying) -> AsyncIterator[SSEServer]:
-    async with serve(feed.handler) as upstream, anyio.create_task_group() as tg:
-        await tg.start(feed.clock)
-        yield upstream
-        tg.cancel_scope.cancel()
-
-
 async def read_until(url: str, sub: str, count: int, mode: str = "auto") -> list[dict]:
     """Read `sub` on the replica at `url` (waiting for news) until `count` events came."""
     events: list[dict] = []
@@ -81,28 +83,28 @@ async def test_a_subscription_made_on_one_replica_is_read_listed_and_ended_on_an
     tmp_path: Path, store: str, mode: str, request: pytest.FixtureRequest
 ) -> None:
     ticker = Ticker(0.02)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        prefix = ("--store-prefix", f"t-{mode}-cross:")
-        async with replica(manual, store, *prefix) as a, replica(manual, store, *prefix) as b:
-            sub = await call(a.url, "subscribe", mode, tool="ticks", arguments={})
-            sub_id = sub["subscription"]
-            first = await read_until(b.url, sub_id, 5, mode)
-            more = await read_until(a.url, sub_id, 5, mode)  # continues where b's read ended
-            got = ids(first + more)
-            assert got == list(range(got[0], got[0] + len(got)))  # in order, none twice
-            listed = (await call(b.url, "list_subscriptions", mode))["subscriptions"]
-            assert [item["subscription"] for item in listed] == [sub_id]
-            assert SECRET not in repr(listed)
-            assert upstream.open_connections == 1
-            ended = await call(b.url, "unsubscribe", mode, subscription=sub_id)
-            assert ended["state"] == "ended"
-            with anyio.fail_after(1.5):  # the owner (a) closes its upstream connection
-                while upstream.open_connections:
-                    await upstream.connection_closed.wait()
-            async with mcp.Client(a.url, mode=mode) as client:
-                result = await client.call_tool("read_subscription", {"subscription": sub_id})
-            assert result.is_error and "No subscription" in result.content[0].text
+    async with deployment(ticker, tmp_path, store, 2, "--store-prefix", f"t-{mode}-cross:") as (
+        upstream,
+        (a, b),
+    ):
+        sub = await call(a.url, "subscribe", mode, tool="ticks", arguments={})
+        sub_id = sub["subscription"]
+        first = await read_until(b.url, sub_id, 5, mode)
+        more = await read_until(a.url, sub_id, 5, mode)  # continues where b's read ended
+        got = ids(first + more)
+        assert got == list(range(got[0], got[0] + len(got)))  # in order, none twice
+        listed = (await call(b.url, "list_subscriptions", mode))["subscriptions"]
+        assert [item["subscription"] for item in listed] == [sub_id]
+        assert SECRET not in repr(listed)
+        assert upstream.open_connections == 1
+        ended = await call(b.url, "unsubscribe", mode, subscription=sub_id)
+        assert ended["state"] == "ended"
+        with anyio.fail_after(1.5):  # the owner (a) closes its upstream connection
+            while upstream.open_connections:
+                await upstream.connection_closed.wait()
+        async with mcp.Client(a.url, mode=mode) as client:
+            result = await client.call_tool("read_subscription", {"subscription": sub_id})
+        assert result.is_error and "No subscription" in result.content[0].text
 
 
 async def test_a_killed_owners_feed_moves_to_another_replica_with_nothing_lost_or_repeated(
@@ -135,15 +137,15 @@ async def test_a_feed_that_does_not_replay_marks_the_gap_a_takeover_leaves(
     tmp_path: Path, store: str
 ) -> None:
     ticker = Ticker(0.02)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        prefix = ("--store-prefix", "t-gap:")
-        async with replica(manual, store, *prefix) as a, replica(manual, store, *prefix) as b:
-            sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
-            events = await read_until(b.url, sub_id, 10)
-            a.kill()
-            events += await read_until(b.url, sub_id, len(events) + 30)
-            assert upstream.open_connections == 1  # b's own, once a's died
+    async with deployment(ticker, tmp_path, store, 2, "--store-prefix", "t-gap:") as (
+        upstream,
+        (a, b),
+    ):
+        sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
+        events = await read_until(b.url, sub_id, 10)
+        a.kill()
+        events += await read_until(b.url, sub_id, len(events) + 30)
+        assert upstream.open_connections == 1  # b's own, once a's died
     got = ids(events)
     assert got == sorted(set(got))  # nothing twice, in order
     (gap,) = [i for i, event in enumerate(events) if event.get("gap")]
@@ -155,22 +157,22 @@ async def test_subscribing_on_two_replicas_at_once_shares_one_upstream_connectio
     tmp_path: Path, store: str
 ) -> None:
     ticker = Ticker(0.05)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        prefix = ("--store-prefix", "t-shared:")
-        async with replicas(manual, store, 2, *prefix) as (a, b):
-            answers: list[dict] = []
+    async with deployment(ticker, tmp_path, store, 2, "--store-prefix", "t-shared:") as (
+        upstream,
+        (a, b),
+    ):
+        answers: list[dict] = []
 
-            async def subscribe(url: str) -> None:
-                answers.append(await call(url, "subscribe", tool="ticks", arguments={}))
+        async def subscribe(url: str) -> None:
+            answers.append(await call(url, "subscribe", tool="ticks", arguments={}))
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(subscribe, a.url)
-                tg.start_soon(subscribe, b.url)
-            assert answers[0]["subscription"] == answers[1]["subscription"]
-            assert sorted(answer["joined"] for answer in answers) == [False, True]
-            assert upstream.open_connections == 1
-            assert len((await call(a.url, "list_subscriptions"))["subscriptions"]) == 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(subscribe, a.url)
+            tg.start_soon(subscribe, b.url)
+        assert answers[0]["subscription"] == answers[1]["subscription"]
+        assert sorted(answer["joined"] for answer in answers) == [False, True]
+        assert upstream.open_connections == 1
+        assert len((await call(a.url, "list_subscriptions"))["subscriptions"]) == 1
 
 
 async def test_healthz_names_the_replica_its_store_and_its_feeds_without_auth_or_secrets(
@@ -265,27 +267,27 @@ async def test_events_appended_by_one_replica_notify_resource_listeners_on_anoth
     """Handshake era: resources/subscribe (stateful HTTP, the session lives on b); 2026-07-28:
     subscriptions/listen. The feed runs on a; b hears of its events through Redis."""
     ticker = Ticker(0.05)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        prefix = ("--store-prefix", f"t-notify-{mode}:")
-        async with replica(manual, store, *prefix) as a, replica(manual, store, *prefix) as b:
-            sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
-            uri = f"sse://subscriptions/{sub_id}"
-            heard = Heard()
-            async with mcp.Client(b.url, mode=mode, message_handler=heard) as client:
-                if mode == "legacy":
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", MCPDeprecationWarning)
-                        await client.subscribe_resource(uri)
-                    await heard.until(lambda: uri in [got for _, got in heard.updated])
-                else:
-                    async with client.listen(resource_subscriptions=[uri]) as listening:
-                        with anyio.fail_after(5):
-                            event = await anext(aiter(listening))
-                    assert event == ResourceUpdated(uri=uri)
-                async with httpx2.AsyncClient() as http:
-                    owned = (await http.get(b.url.replace("/mcp", "/healthz"))).json()
-            assert owned["subscriptions_owned"] == 0  # b only heard of it
+    async with deployment(ticker, tmp_path, store, 2, "--store-prefix", f"t-notify-{mode}:") as (
+        _upstream,
+        (a, b),
+    ):
+        sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
+        uri = f"sse://subscriptions/{sub_id}"
+        heard = Heard()
+        async with mcp.Client(b.url, mode=mode, message_handler=heard) as client:
+            if mode == "legacy":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.subscribe_resource(uri)
+                await heard.until(lambda: uri in [got for _, got in heard.updated])
+            else:
+                async with client.listen(resource_subscriptions=[uri]) as listening:
+                    with anyio.fail_after(5):
+                        event = await anext(aiter(listening))
+                assert event == ResourceUpdated(uri=uri)
+            async with httpx2.AsyncClient() as http:
+                owned = (await http.get(b.url.replace("/mcp", "/healthz"))).json()
+        assert owned["subscriptions_owned"] == 0  # b only heard of it
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -293,16 +295,13 @@ async def test_a_stateless_replica_answers_calls_and_subscription_reads(
     tmp_path: Path, store: str, mode: str
 ) -> None:
     ticker = Ticker(0.02)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        extra = ("--store-prefix", f"t-stateless-{mode}:", "--stateless")
-        async with replicas(manual, store, 2, *extra) as (a, b):
-            batch = await call(a.url, "ticks", mode, max_events=2)
-            assert batch["count"] == 2
-            sub_id = (await call(a.url, "subscribe", mode, tool="ticks", arguments={}))[
-                "subscription"
-            ]
-            events = await read_until(b.url, sub_id, 5, mode)
+    async with deployment(
+        ticker, tmp_path, store, 2, "--store-prefix", f"t-stateless-{mode}:", "--stateless"
+    ) as (_upstream, (a, b)):
+        batch = await call(a.url, "ticks", mode, max_events=2)
+        assert batch["count"] == 2
+        sub_id = (await call(a.url, "subscribe", mode, tool="ticks", arguments={}))["subscription"]
+        events = await read_until(b.url, sub_id, 5, mode)
     assert len(ids(events)) >= 5
 
 
@@ -313,34 +312,33 @@ async def test_a_stale_owner_is_fenced_once_another_replica_took_its_feed(
     replica take over, SIGCONT it: its next append is refused, so the buffer never holds an
     event twice or out of order, and it closes its stale upstream connection."""
     feed = Replaying(0.02)
-    async with feeding(feed) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        prefix = ("--store-prefix", "t-fenced:")
-        async with replica(manual, store, *prefix) as a, replica(manual, store, *prefix) as b:
-            sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
-            events = await read_until(b.url, sub_id, 10)
-            a.process.send_signal(signal.SIGSTOP)
-            try:  # nothing is appended until b takes over; then b's events come
-                events += await read_until(b.url, sub_id, len(events) + 20)
-                assert upstream.open_connections == 2  # a's stale one, and b's
-            finally:
-                a.process.send_signal(signal.SIGCONT)
-            with anyio.fail_after(10):  # a wakes, is fenced, and lets its connection go
-                while upstream.open_connections > 1:
-                    await upstream.connection_closed.wait()
+    async with deployment(feed, tmp_path, store, 2, "--store-prefix", "t-fenced:") as (
+        upstream,
+        (a, b),
+    ):
+        sub_id = (await call(a.url, "subscribe", tool="ticks", arguments={}))["subscription"]
+        events = await read_until(b.url, sub_id, 10)
+        a.process.send_signal(signal.SIGSTOP)
+        try:  # nothing is appended until b takes over; then b's events come
             events += await read_until(b.url, sub_id, len(events) + 20)
+            assert upstream.open_connections == 2  # a's stale one, and b's
+        finally:
+            a.process.send_signal(signal.SIGCONT)
+        with anyio.fail_after(10):  # a wakes, is fenced, and lets its connection go
+            while upstream.open_connections > 1:
+                await upstream.connection_closed.wait()
+        events += await read_until(b.url, sub_id, len(events) + 20)
     got = ids(events)
     assert got == list(range(got[0], got[0] + len(got)))
 
 
 async def test_the_subscription_limit_holds_across_replicas(tmp_path: Path, store: str) -> None:
     ticker = Ticker(0.05)
-    async with feeding(ticker) as upstream:
-        manual = write_manual(tmp_path, upstream.url)
-        extra = ("--store-prefix", "t-limit:", "--max-subscriptions", "1")
-        async with replicas(manual, store, 2, *extra) as (a, b):
-            await call(a.url, "subscribe", tool="ticks", arguments={"symbol": "A"})
-            async with mcp.Client(b.url) as client:
-                second = {"tool": "ticks", "arguments": {"symbol": "B"}}
-                refused = await client.call_tool("subscribe", second)
+    async with deployment(
+        ticker, tmp_path, store, 2, "--store-prefix", "t-limit:", "--max-subscriptions", "1"
+    ) as (_upstream, (a, b)):
+        await call(a.url, "subscribe", tool="ticks", arguments={"symbol": "A"})
+        async with mcp.Client(b.url) as client:
+            second = {"tool": "ticks", "arguments": {"symbol": "B"}}
+            refused = await client.call_tool("subscribe", second)
     assert refused.is_error and "--max-subscriptions" in refused.content[0].text

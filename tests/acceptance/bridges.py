@@ -142,8 +142,21 @@ async def http_bridge(
     manual: Path, *extra: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[str]:
     """`mcp-sse-bridge --transport http --port 0`; yields the URL its stderr banner prints."""
-    command = [*CLI, "--transport", "http", "--port", "0", "--manual", str(manual), *extra]
-    process = await anyio.open_process(command, env={**os.environ, **(env or {})})
+    async with http_process("--manual", str(manual), *extra, env={**os.environ, **(env or {})}) as (
+        url,
+        _,
+    ):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def http_process(
+    *argv: str, env: dict[str, str]
+) -> AsyncIterator[tuple[str, anyio.abc.Process]]:
+    """`mcp-sse-bridge --transport http --port 0 ARGV` as a process: its MCP URL (from the
+    stderr banner) and the process; terminated at the end unless it is gone already."""
+    command = [*CLI, "--transport", "http", "--port", "0", *argv]
+    process = await anyio.open_process(command, env=env)
     async with process:
         try:
             assert process.stderr is not None
@@ -153,9 +166,10 @@ async def http_bridge(
                     banner += await process.stderr.receive()
             found = re.search(rb"http://127\.0\.0\.1:\d+/mcp", banner)
             assert found, banner.decode(errors="replace")
-            yield found[0].decode()
+            yield found[0].decode(), process
         finally:
-            process.terminate()
+            if process.returncode is None:
+                process.terminate()
             with anyio.fail_after(10):
                 await process.wait()
 
