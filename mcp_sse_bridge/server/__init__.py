@@ -1,6 +1,7 @@
 """The MCP layer: tools, results and progress over the SDK's lowlevel server; stdio and HTTP.
 
-A thin layer over `calls.Bridge`; the only subpackage besides `cli` that imports `mcp`.
+A thin layer over `calls.Bridge` and `subscriptions.Registry`; with `cli` and `demo`, the only
+subpackages that import `mcp`.
 """
 
 from .http import run_http
