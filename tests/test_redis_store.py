@@ -11,9 +11,10 @@ from redis.asyncio import Redis
 from mcp_sse_bridge.subscriptions.redis_store import RedisStore
 from mcp_sse_bridge.subscriptions.store import LeaseLost, StoredEvent, SubscriptionRecord
 
-from .redis_server import redis_server
+from .redis_server import redis_server, require_redis_server
 
 pytestmark = pytest.mark.anyio
+require_redis_server()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import signal
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from redis.asyncio import Redis
 
 from tests.acceptance.bridges import CLI
 from tests.feeds import SECRET, Heard, Ticker, ids
-from tests.redis_server import REDIS_SERVER, free_port, redis_server
+from tests.redis_server import free_port, redis_server, require_redis_server
 from tests.replicas import (
     LEASE,
     Replaying,
@@ -39,11 +38,7 @@ from tests.replicas import (
 pytestmark = pytest.mark.anyio
 
 
-if REDIS_SERVER is None:  # under CI a missing redis-server fails: .ci/run installs it
-    reason = "redis-server is not installed (apt-get install redis-server)"
-    if os.environ.get("CI"):
-        raise RuntimeError(reason)
-    pytest.skip(reason, allow_module_level=True)
+require_redis_server()
 
 
 @pytest.fixture(scope="module")
