@@ -19,6 +19,7 @@ from mcp.client.stdio import get_default_environment
 from bench.report import Row
 from bench.under_test import run_bridge, write_manual
 
+SUBSCRIPTION_TOOLS = 4  # subscribe, read_subscription, list_subscriptions, unsubscribe
 TOOLS_PER_MANUAL = 4
 NOTE = (
     "Start-up: spawn -> `initialize` -> first `tools/list` answered, median of the repeats; "
@@ -53,7 +54,7 @@ async def _startup_s(manuals: list[Path]) -> float:
     async with run_bridge(manuals) as bridge:
         listed = await bridge.session.list_tools()
         elapsed = time.perf_counter() - start
-    expected = len(manuals) * TOOLS_PER_MANUAL
+    expected = len(manuals) * TOOLS_PER_MANUAL + SUBSCRIPTION_TOOLS
     if len(listed.tools) != expected:
         raise RuntimeError(f"tools/list returned {len(listed.tools)} tools, expected {expected}")
     return elapsed
