@@ -96,29 +96,24 @@ async def read_latency(url: str, reads: int) -> list[float]:
     first cursor), on the replica at `url`."""
     async with mcp.Client(url) as client:
         sub = await call(client, "subscribe", tool="paced", arguments={})
-        first = sub["cursor"]
+
+        async def first_ten(wait_seconds: float = 0) -> dict[str, Any]:
+            return await call(
+                client,
+                "read_subscription",
+                subscription=sub["subscription"],
+                cursor=sub["cursor"],
+                max_events=10,
+                wait_seconds=wait_seconds,
+            )
+
         with anyio.fail_after(30):
-            while (
-                await call(
-                    client,
-                    "read_subscription",
-                    subscription=sub["subscription"],
-                    cursor=first,
-                    max_events=10,
-                    wait_seconds=5,
-                )
-            )["count"] < 10:
+            while (await first_ten(wait_seconds=5))["count"] < 10:
                 pass
         times = []
         for _ in range(reads):
             began = time.perf_counter()
-            await call(
-                client,
-                "read_subscription",
-                subscription=sub["subscription"],
-                cursor=first,
-                max_events=10,
-            )
+            await first_ten()
             times.append((time.perf_counter() - began) * 1000)
         await call(client, "unsubscribe", subscription=sub["subscription"])
     return times
