@@ -270,7 +270,7 @@ class Accepted:
         if self._filter.match:  # the types were checked above
             accepts = self._filter.accepts
             accepted = [e for e in candidates if e.event == until or accepts(e)]
-        if shaper.scans:  # only the events kept are decoded
+        if shaper.scans:  # fewer decoded, or decoded into less (see `Shaper.scans`)
             redact = self._redact
             texts = [e.data for e in accepted]
             if redact is not None:

@@ -24,6 +24,7 @@ import collections
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from ..errors import ArgumentError
@@ -130,12 +131,15 @@ class Shaper:
         self._project = shaping.projector()
         self._limit = summary_limit
         self._max_events = max_events
+        self._decode = decode
         self._latest = None
         self._summary = Summary(shaping.fields) if shaping.summary else None
         if shaping.latest_per is not None:
             scan = None if self._summary is not None else decode  # a summary decodes them all
             self._latest = LatestPer(shaping.latest_per, max_events, decode=scan)
-        self._kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events)
+        # The last `max_events` events fed: in the result shape, or raw (from `feed_texts`).
+        self._kept: collections.deque[Any] = collections.deque(maxlen=max_events)
+        self._to_item: ToItem | None = None
         self.taken = 0
 
     @property
@@ -158,7 +162,10 @@ class Shaper:
 
     @property
     def scans(self) -> bool:
-        """Whether `feed_texts` pays off: only the events kept are decoded (`latest_per`)."""
+        """Whether `feed_texts` pays off: `latest_per` alone decodes only the events it keeps,
+        `summary` alone decodes just the data (no event dicts but the samples')."""
+        if self._summary is not None:
+            return self._latest is None and self._decode is not None
         return self._latest is not None and self._latest.scans
 
     def feed_texts(
@@ -171,12 +178,44 @@ class Shaper:
     ) -> int:
         """`feed` for one chunk given as its accepted raw `events` (none a dict) and their
         (redacted) data `texts`: `to_item` decodes one, `clean` is the redaction it applies to
-        decoded strings. Only `latest_per` alone decodes fewer than all (see `scans`)."""
+        decoded strings."""
+        if self._summary is not None and self._latest is None and self._decode is not None:
+            room = max(0, self._limit - self.taken)
+            events, texts = events[:room], texts[:room]
+            if events:
+                self._summarise(events, texts, to_item, at, clean)
+            self._to_item = to_item
+            self._kept.extend(events)
+            self.taken += len(events)
+            return len(events)
         if self._latest is None or self._summary is not None:
             return self.feed(list(map(to_item, events)), at)
         self._latest.feed_texts(events, texts, to_item, clean)
         self.taken += len(events)
         return len(events)
+
+    def _summarise(
+        self,
+        events: list[Any],
+        texts: list[str],
+        to_item: ToItem,
+        at: float,
+        clean: Callable[[str], str] | None,
+    ) -> None:
+        """Feed the summary one chunk's decoded data, redacted as `to_item` would: the texts
+        are redacted already, so only a text with an escape (which may spell a secret) is
+        decoded by `to_item` itself, and the types and ids are masked here."""
+        assert self._summary is not None and self._decode is not None
+        datas = list(map(self._decode, texts))  # `MISSING` (not JSON) counts as text
+        kinds = [event.event for event in events]
+        first, last = events[0].id, events[-1].id
+        if clean is not None:
+            if any(map(str.__contains__, texts, repeat("\\"))):
+                escaped = (i for i, text in enumerate(texts) if "\\" in text)
+                for i in escaped:
+                    datas[i] = to_item(events[i])["data"]
+            kinds, first, last = list(map(clean, kinds)), clean(first), clean(last)
+        self._summary.feed_data(datas, kinds, first, last, at)
 
     @property
     def filtered(self) -> int:
@@ -193,7 +232,13 @@ class Shaper:
                 argument="latest_per",
                 hint="Leave latest_per out for this tool, or use summary=true to count them.",
             )
-        events = latest.events() if latest is not None else list(self._kept)
+        to_item = self._to_item
+        if latest is not None:
+            events = latest.events()
+        elif to_item is not None:
+            events = [e if type(e) is dict else to_item(e) for e in self._kept]
+        else:
+            events = list(self._kept)
         if self._project is not None:
             tree = self._project
             events = [{**e, "data": project_data(e["data"], tree)} for e in events]

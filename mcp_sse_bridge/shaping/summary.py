@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime
 import math
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -51,7 +53,7 @@ class FieldStats:
         self.untracked = 0  # strings not counted because MAX_DISTINCT values were tracked
         self.true = self.false = self.null = self.other = 0
 
-    def update(self, column: list[Any]) -> None:
+    def update(self, column: Sequence[Any]) -> None:
         kinds = set(map(type, column))
         if _MISSING in kinds:
             kinds.discard(_MISSING)
@@ -86,18 +88,23 @@ class FieldStats:
         self.total += sum(values)
         self.last = values[-1]
 
-    def _strings(self, values: list[str]) -> None:
+    def _strings(self, values: Sequence[str]) -> None:
+        """Count `values`; once `MAX_DISTINCT` values are tracked, new ones are only counted in
+        `untracked` (the first new ones in order of appearance take the room left). Set
+        operations on the chunk's own counts, so a column of distinct values (timestamps)
+        costs no Python step per value."""
         counts = self.strings
         if len(counts) + len(values) <= MAX_DISTINCT:
             counts.update(values)
             return
-        for value in values:
-            if value in counts:
-                counts[value] += 1
-            elif len(counts) < MAX_DISTINCT:
-                counts[value] = 1
-            else:
-                self.untracked += 1
+        chunk = Counter(values)
+        new = chunk.keys() - counts.keys()
+        room = MAX_DISTINCT - len(counts)
+        tracked = chunk.keys() - new
+        tracked |= new if len(new) <= room else set(islice((v for v in chunk if v in new), room))
+        taken = {value: chunk[value] for value in tracked}
+        counts.update(taken)
+        self.untracked += len(values) - sum(taken.values())
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"count": self.count}
@@ -131,7 +138,7 @@ class Summary:
 
     def __init__(self, fields: tuple[Path, ...] | None) -> None:
         self._given = fields
-        self._fields: dict[Path, FieldStats] = {path: FieldStats() for path in fields or ()}
+        self._fields = {path: FieldStats() for path in fields or ()}
         self._shapes: set[tuple[str, ...]] = set()
         self.fields_capped = False
         self.count = 0
@@ -141,40 +148,64 @@ class Summary:
         self._last: dict[str, Any] | None = None
 
     def feed(self, items: list[dict[str, Any]], at: float) -> None:
-        if not items:
+        """Take one chunk's events in the result shape (decoded and redacted)."""
+        if items:
+            data = [item["data"] for item in items]
+            self.feed_data(data, list(map(_EVENT, items)), items[0]["id"], items[-1]["id"], at)
+
+    def feed_data(
+        self, datas: list[Any], kinds: list[str], first_id: str, last_id: str, at: float
+    ) -> None:
+        """Take one chunk as its events' decoded (and redacted) data, anything but an object or
+        a list counting as text, their types and the first and last id: no event dicts are
+        built for it."""
+        if not datas:
             return
-        self.count += len(items)
-        self._types.update(map(_EVENT, items))
+        self.count += len(datas)
+        self._types.update(kinds)
         moment = arrival(at)
         if self._first is None:
-            self._first = {"id": items[0]["id"], "at": moment}
-        self._last = {"id": items[-1]["id"], "at": moment}
-        datas = [item["data"] for item in items]
+            self._first = {"id": first_id, "at": moment}
+        self._last = {"id": last_id, "at": moment}
         values = [d for d in datas if type(d) is dict or type(d) is list]
         self.text += len(datas) - len(values)
-        if self._given is None:
-            self._discover(values)
         objects = [d for d in values if type(d) is dict]
-        for path, stats in self._fields.items():
-            if len(path) == 1:  # a top-level key: lists have none
-                key = path[0]
-                column = [d.get(key, MISSING) for d in objects]
-            else:
-                column = [lookup(d, path) for d in values]
+        if self._given is None and not self.fields_capped:
+            self._discover(objects)
+        for stats, column in self._columns(values, objects):
             stats.update(column)
 
-    def _discover(self, values: list[Any]) -> None:
+    def _columns(
+        self, values: list[Any], objects: list[dict[str, Any]]
+    ) -> Iterator[tuple[FieldStats, Sequence[Any]]]:
+        """Each field's values in the chunk (`MISSING` where absent). The top-level fields are
+        read in one `itemgetter` pass and transposed by `zip` when every object has them all."""
+        top = [(path[0], stats) for path, stats in self._fields.items() if len(path) == 1]
+        if len(top) > 1 and objects:
+            try:
+                rows = list(map(itemgetter(*(key for key, _ in top)), objects))
+            except KeyError:  # some object lacks a field: one pass per field
+                pass
+            else:
+                yield from zip((stats for _, stats in top), zip(*rows, strict=True), strict=True)
+                top = []
+        for key, stats in top:  # a top-level key: lists have none
+            yield stats, [d.get(key, MISSING) for d in objects]
+        for path, stats in self._fields.items():
+            if len(path) > 1:
+                yield stats, [lookup(d, path) for d in values]
+
+    def _discover(self, objects: list[dict[str, Any]]) -> None:
         """Add the leaf paths of each object whose top-level keys are a shape not seen yet."""
-        if self.fields_capped:
-            return
-        for value in values:
-            if type(value) is dict:
-                shape = tuple(value)
-                if shape not in self._shapes:
-                    self._shapes.add(shape)
-                    self._add_leaves(value, ())
-                    if self.fields_capped:
-                        return
+        new = set(map(tuple, objects)).difference(self._shapes)
+        for value in objects if new else ():
+            shape = tuple(value)
+            if shape in new:
+                new.discard(shape)
+                self._shapes.add(shape)
+                self._add_leaves(value, ())
+                if self.fields_capped or not new:
+                    return
 
     def _add_leaves(self, value: dict[str, Any], prefix: Path) -> None:
         for key, item in value.items():
