@@ -110,6 +110,20 @@ async def test_shaping_arguments_of_a_read_are_checked_like_a_calls() -> None:
         assert "latest_per takes dotted paths" in result.content[0].text
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_null_is_absent_for_the_optional_arguments_of_subscribe_and_read(mode: str) -> None:
+    async with serve(prices) as upstream, client_for(upstream, mode) as client:
+        optional = ["event_types", "match", "buffer_events"]
+        sub = await subscribe(client, **dict.fromkeys(optional))
+        shaping = ["fields", "latest_per", "summary", "format"]
+        nulls = dict.fromkeys(["cursor", "max_events", "wait_seconds", *shaping])
+        data, texts = await shaped_read(client, subscription=sub["subscription"], **nulls)
+        assert "summary" not in data and "folded" not in data and json.loads(texts[0]) == data
+        for wrong in ({"subscription": None}, {"subscription": sub["subscription"], "typo": None}):
+            refused = await client.call_tool("read_subscription", wrong)
+            assert refused.is_error, wrong
+
+
 async def text_ticks(request: Request, response: Response) -> None:
     await response.head()
     for n in range(1, 4):

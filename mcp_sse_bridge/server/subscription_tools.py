@@ -253,9 +253,19 @@ class SubscriptionTools:
         self._validators = {
             tool.name: Draft202012Validator(tool.input_schema) for tool in self.tools
         }
+        self._optional = {
+            tool.name: set(tool.input_schema["properties"])
+            - set(tool.input_schema.get("required", ()))
+            for tool in self.tools
+        }
 
     async def call(self, name: str, arguments: Mapping[str, Any]) -> Result:
-        """The structured result, the text style (`format`) and the shaping note."""
+        """The structured result, the text style (`format`) and the shaping note.
+
+        Null is absent for an optional argument, as for a call's control arguments (hosts send
+        null for what a model left empty); a required one still has to be given."""
+        optional = self._optional[name]
+        arguments = {k: v for k, v in arguments.items() if v is not None or k not in optional}
         self._check(name, arguments)
         if name == READ:
             return await self._read(arguments)
