@@ -86,10 +86,11 @@ class LatestPer:
         if keys is None:
             self.feed([to_item(event) for event in events])
             return
-        kept, arrival = self._kept, self._arrival
-        kept.update(zip(keys, events, strict=True))  # each key's last event of the chunk
-        numbers = range(self._arrivals, self._arrivals + len(keys))
-        arrival.update(zip(keys, numbers, strict=True))
+        kept, arrival, base = self._kept, self._arrival, self._arrivals
+        last = {key: at for at, key in enumerate(keys)}  # each key's last event of the chunk
+        for key, at in last.items():  # a step per distinct key, not per event
+            kept[key] = events[at]
+            arrival[key] = base + at
         self._arrivals += len(keys)
         folded = len(keys)
         if len(kept) > self._max_keys:  # keys first seen past the limit: not kept
