@@ -67,6 +67,8 @@ def test_keys_that_are_numbers_booleans_and_null_are_read_as_decoding_keys_them(
         (['{"k":"a\\u0062"}'], "an escape"),
         (['{"m":{"k":"x"}}'], "a nested object"),
         (['[{"k":"x"}]', '{"k":"y","l":[1]}'], "an object inside a list"),
+        (['{"m":{"k":"x"}}', '"k":"y"'], "a nested key beside a text that reads as the key"),
+        (['{"m":{"k":"x"}}', '"k":1'], "the same with a number"),
         (['{"k":"x","k":"y"}', '{"a":1}'], "a key twice"),
         (['{"k" : "x"}'], "a space before the colon"),
         (['{"k":"x"}', '{"a":1}'], "a text without the key"),

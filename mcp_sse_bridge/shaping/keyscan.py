@@ -5,11 +5,11 @@ costs about as much as parsing it from the stream. `KeyScan.keys` reads the keys
 data texts with C-level passes (`str.count` per text and over the whole chunk, one
 `re.findall`), no Python per event, and answers only where that reading equals decoding for
 every valid JSON text: no backslash in the chunk (so every quote delimits a string and no name
-is escaped), one `{` per text (so each text is one flat object: a JSON text holding `"name":`
-is an object), that object not inside a list, and the quoted key name exactly once, directly
-followed by a colon and the value (`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes,
-nested objects, a space before the colon, a text without the key, an object or list as the
-value) gives None, and the caller decodes it as before.
+is escaped), each text starting with `{` and no other `{` in the chunk (so each text is one flat
+object), and the quoted key name exactly once, directly followed by a colon and the value
+(`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes, nested objects, a space before the
+colon, a text without the key, an object or list as the value) gives None, and the caller
+decodes it as before.
 
 What a scan cannot see is whether the rest of a text is valid JSON: a text that is not, but
 reads as above, gets the key it reads as.
@@ -61,9 +61,10 @@ class KeyScan:
         """The key of each text (as `key_of` makes it), or None when a text must be decoded."""
         joined, count = "".join(texts), len(texts)
         if "\\" in joined or joined.count("{") != count:
-            return None  # escapes, or not one object per text
-        if "[" in joined and not all(map(str.startswith, texts, repeat("{"))):
-            return None  # the one object of a text may be inside a list
+            return None  # escapes, or more objects than texts
+        if not all(map(str.startswith, texts, repeat("{"))):
+            return None  # so each text's one `{` opens it: not an object inside a list, nor
+            # a nested one beside a text that is no object
         if set(map(str.count, texts, repeat(self._name))) != {1}:
             return None  # the name not exactly once in every text
         keys = self._strings.findall(joined)  # in text order: one name per text
