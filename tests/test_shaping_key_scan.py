@@ -162,11 +162,17 @@ def test_chunks_of_flat_objects_with_the_key_fold_as_decoding_folds_them(
     both_ways(chunks, max_keys)
 
 
-def test_a_text_that_is_not_json_but_reads_as_holding_the_key_is_folded_under_it() -> None:
+def test_a_text_cut_off_in_the_middle_is_decoded_and_counted_as_text() -> None:
+    texts = ['{"k":"A","v":1}', '{"k":"A","v":', '{"k":"B"} ']
+    assert scan(texts) is None and scan(texts[:1]) == ["A"]
+    both_ways([texts], max_keys=5)
+
+
+def test_a_whole_text_that_is_not_json_but_reads_as_holding_the_key_is_folded_under_it() -> None:
     """The one difference, and the price of not decoding every event: decoding would count
-    the cut-off text as filtered; the scan folds it, and returns it as text while newest."""
+    the malformed text as filtered; the scan folds it, and returns it as text while newest."""
     scanned = LatestPer(("k",), 5, decode=_value)
-    texts = ['{"k":"A","v":1}', '{"k":"A","v":']
+    texts = ['{"k":"A","v":1}', '{"k":"A","v":}']
     scanned.feed_texts(events_of(texts), texts, event_to_dict)
-    assert [e["data"] for e in scanned.events()] == ['{"k":"A","v":']
+    assert [e["data"] for e in scanned.events()] == ['{"k":"A","v":}']
     assert (scanned.folded, scanned.missing) == (2, 0)

@@ -5,14 +5,16 @@ costs about as much as parsing it from the stream. `KeyScan.keys` reads the keys
 data texts with C-level passes (`str.count` per text and over the whole chunk, one
 `re.findall`), no Python per event, and answers only where that reading equals decoding for
 every valid JSON text: no backslash in the chunk (so every quote delimits a string and no name
-is escaped), each text starting with `{` and no other `{` in the chunk (so each text is one flat
-object), and the quoted key name exactly once, directly followed by a colon and the value
+is escaped), each text starting with `{`, ending with `}` and no other `{` in the chunk (so each
+text is one flat object), and the quoted key name exactly once, directly followed by a colon and
+the value
 (`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes, nested objects, a space before the
 colon, a text without the key, an object or list as the value) gives None, and the caller
 decodes it as before.
 
 What a scan cannot see is whether the rest of a text is valid JSON: a text that is not, but
-reads as above, gets the key it reads as.
+reads as above (`{"symbol":"A","price":}`), gets the key it reads as. A text cut off in the
+middle does not end with `}`, so it is decoded, and counted as text as decoding counts it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class KeyScan:
         if not all(map(str.startswith, texts, repeat("{"))):
             return None  # so each text's one `{` opens it: not an object inside a list, nor
             # a nested one beside a text that is no object
+        if not all(map(str.endswith, texts, repeat("}"))):
+            return None  # a text cut off (or with trailing spaces): let decoding judge it
         if set(map(str.count, texts, repeat(self._name))) != {1}:
             return None  # the name not exactly once in every text
         keys = self._strings.findall(joined)  # in text order: one name per text
