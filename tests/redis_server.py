@@ -12,9 +12,11 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.thirdparty import accepts, free_port, stop
 
@@ -32,21 +34,51 @@ def require_redis_server() -> None:
     pytest.skip(reason, allow_module_level=True)
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """PEM files: a test CA (trustme's) and a certificate it signed for 127.0.0.1, with its
+    key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def server_certificate(directory: Path) -> ServerCertificate:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    files = ServerCertificate(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca))
+    leaf.cert_chain_pems[0].write_to_path(str(files.cert))
+    leaf.private_key_pem.write_to_path(str(files.key))
+    return files
+
+
 @contextlib.contextmanager
 def redis_server(
-    directory: Path, *, password: str | None = None, port: int | None = None
+    directory: Path,
+    *,
+    password: str | None = None,
+    port: int | None = None,
+    tls: ServerCertificate | None = None,
 ) -> Iterator[str]:
     """Start redis-server (on `port`, else a free one) and yield its URL
-    (`redis://127.0.0.1:PORT/0`)."""
+    (`redis://127.0.0.1:PORT/0`). With `tls` it speaks TLS only, with that certificate, and
+    the URL is `rediss://127.0.0.1:PORT/0?ssl_ca_certs=<the CA>`."""
     assert REDIS_SERVER, "redis-server is not installed (apt-get install redis-server)"
     port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
+    listen = ["--port", str(port)]
+    if tls is not None:
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
+        listen += ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key)]
+        listen += ["--tls-ca-cert-file", str(tls.ca)]
     args = [
         REDIS_SERVER,
         "--bind",
         "127.0.0.1",
-        "--port",
-        str(port),
+        *listen,
         "--save",
         "",
         "--appendonly",
@@ -68,6 +100,9 @@ def redis_server(
                 raise RuntimeError(f"redis-server did not start: {process.stderr.read()!r}")
             time.sleep(0.02)
         auth = f":{password}@" if password else ""
-        yield f"redis://{auth}127.0.0.1:{port}/0"
+        if tls is None:
+            yield f"redis://{auth}127.0.0.1:{port}/0"
+        else:
+            yield f"rediss://{auth}127.0.0.1:{port}/0?ssl_ca_certs={tls.ca}"
     finally:
         stop(process)

@@ -1,0 +1,74 @@
+"""`--store rediss://`: replicas share subscriptions through a Redis that speaks only TLS.
+
+A real redis-server with a certificate from a test CA; the CA reaches the bridge the way
+redis-py takes it, as `?ssl_ca_certs=` in the URL. A certificate the bridge cannot verify, or
+plain `redis://` against the TLS port, fails at start in one line naming `--store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.acceptance.bridges import CLI
+from tests.feeds import Ticker
+from tests.redis_server import redis_server, require_redis_server, server_certificate
+from tests.replicas import call, feeding, replicas, write_manual
+
+pytestmark = pytest.mark.anyio
+
+require_redis_server()
+
+
+@pytest.fixture(scope="module")
+def tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("redis-tls")
+    with redis_server(directory, tls=server_certificate(directory / "pki")) as url:
+        yield url
+
+
+async def test_replicas_share_a_subscription_through_redis_over_tls(
+    tmp_path: Path, tls_url: str
+) -> None:
+    async with feeding(Ticker(0.02)) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        async with replicas(manual, tls_url, 2) as (a, b):
+            made = await call(a.url, "subscribe", tool="ticks", arguments={})
+            assert made["state"] in ("connecting", "live")
+            with anyio.fail_after(20):
+                read = {"count": 0}
+                while not read["count"]:
+                    read = await call(
+                        b.url,
+                        "read_subscription",
+                        subscription=made["subscription"],
+                        wait_seconds=2,
+                    )
+            joined = await call(b.url, "subscribe", tool="ticks", arguments={})
+            assert joined["joined"] and joined["subscription"] == made["subscription"]
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda url: url.partition("?")[0], "certificate verify failed"),
+        (lambda url: url.replace("rediss://", "redis://").partition("?")[0], "did not answer"),
+    ],
+    ids=["an-untrusted-certificate", "plain-redis-against-tls"],
+)
+async def test_a_tls_store_that_cannot_be_reached_safely_fails_at_start_in_one_line(
+    tmp_path: Path, tls_url: str, change: Callable[[str], str], why: str
+) -> None:
+    url = change(tls_url)
+    async with feeding(Ticker(0.02)) as upstream:
+        manual = write_manual(tmp_path, upstream.url)
+        with anyio.fail_after(30):
+            refused = await anyio.run_process(
+                [*CLI, "--manual", str(manual), "--store", url], check=False
+            )
+    assert refused.returncode == 2
+    (line,) = refused.stderr.decode().strip().splitlines()
+    assert line.startswith(f"mcp-sse-bridge: error: --store {url}: ") and why in line
