@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 
@@ -111,6 +111,14 @@ def add_store_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+TLS_FILES = {
+    "ssl_ca_certs": "the CA that signed the Redis server's certificate",
+    "ssl_certfile": "this client's certificate",
+    "ssl_keyfile": "this client's private key",
+}
+"""The file-naming query parameters of a `rediss://` URL (redis-py's), checked at start-up."""
+
+
 def store_from(
     args: argparse.Namespace, bridge: Bridge, limits: SubscriptionLimits
 ) -> SubscriptionStore | None:
@@ -127,8 +135,16 @@ def store_from(
         raise UsageError(
             "--store redis:// needs redis-py: pip install 'mcp-sse-bridge[redis]'"
         ) from None
+    query = parse_qs(urlsplit(url).query)
+    for name, values in query.items():
+        missing = [v for v in values if name in TLS_FILES and not os.path.isfile(v)]
+        if missing:
+            raise UsageError(
+                f"--store {display_url(url)}: {name}={missing[0]!r} is not a readable file; "
+                f"give the path of the PEM file ({TLS_FILES[name]})"
+            )
     password = os.environ.get(PASSWORD_ENV) or None
-    for secret in (password, urlsplit(url).password):
+    for secret in (password, urlsplit(url).password, *query.get("password", ())):
         if secret:
             bridge.secrets.add(secret)
 

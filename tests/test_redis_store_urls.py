@@ -1,8 +1,9 @@
-"""`--store rediss://`: replicas share subscriptions through a Redis that speaks only TLS.
+"""`--store` URLs beyond `redis://HOST:PORT/DB`: TLS (`rediss://`) and redis-py's query options.
 
-A real redis-server with a certificate from a test CA; the CA reaches the bridge the way
-redis-py takes it, as `?ssl_ca_certs=` in the URL. A certificate the bridge cannot verify, or
-plain `redis://` against the TLS port, fails at start in one line naming `--store`.
+A real redis-server that speaks only TLS, with a certificate from a test CA; the CA reaches the
+bridge the way redis-py takes it, as `?ssl_ca_certs=` in the URL. A certificate the bridge
+cannot verify, plain `redis://` against the TLS port, or a CA file that is not there fails at
+start in one line naming `--store`; a password given as `?password=` is masked like any other.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ async def test_a_tls_store_that_cannot_be_reached_safely_fails_at_start_in_one_l
     tmp_path: Path, tls_url: str, change: Callable[[str], str], why: str
 ) -> None:
     url = change(tls_url)
+    line = await refused_start(tmp_path, url)
+    assert line.startswith(f"mcp-sse-bridge: error: --store {url}: ") and why in line
+
+
+async def refused_start(tmp_path: Path, url: str) -> str:
+    """The one line of stderr of a bridge started with `--store url`, which must exit 2."""
     async with feeding(Ticker(0.02)) as upstream:
         manual = write_manual(tmp_path, upstream.url)
         with anyio.fail_after(30):
@@ -71,4 +78,19 @@ async def test_a_tls_store_that_cannot_be_reached_safely_fails_at_start_in_one_l
             )
     assert refused.returncode == 2
     (line,) = refused.stderr.decode().strip().splitlines()
-    assert line.startswith(f"mcp-sse-bridge: error: --store {url}: ") and why in line
+    return line
+
+
+async def test_a_ca_file_that_is_not_there_is_named_at_start(tmp_path: Path, tls_url: str) -> None:
+    url = tls_url.partition("?")[0] + f"?ssl_ca_certs={tmp_path / 'nope.pem'}"
+    line = await refused_start(tmp_path, url)
+    assert f"ssl_ca_certs='{tmp_path / 'nope.pem'}' is not a readable file" in line
+
+
+async def test_a_password_in_the_query_is_masked_in_the_error(tmp_path: Path) -> None:
+    secret = "query-password-53cr3t"
+    with redis_server(tmp_path / "redis", password="the-right-one") as url:
+        wrong = url.replace(":the-right-one@", "") + f"?password={secret}"
+        line = await refused_start(tmp_path, wrong)
+    assert "--store redis://127.0.0.1:" in line and "password" in line.lower(), line
+    assert secret not in line
