@@ -76,7 +76,9 @@ async def test_latest_per_returns_the_current_state_and_says_so(mode: str) -> No
     assert batch["folded"] == 41 and batch["count"] == 5
     assert batch["skipped"] == {"filtered": 1, "oversized": 0, "keys": 0}
     assert batch["stop_reason"] == "closed" and batch["last_event_id"] == "x"
-    assert text[0] == "latest per symbol: 5 of 41 events"
+    assert text[0] == (
+        "latest per symbol: 5 of 41 events (1 event(s) without the path, counted as filtered)"
+    )
     assert json.loads(text[1]) == batch
 
 
@@ -137,3 +139,20 @@ async def test_latest_per_on_a_stream_of_text_is_a_clear_error() -> None:
     async with client_for(Feed({"logs": lines})) as client:
         text = await error_of(client, "logs", {"latest_per": "level"})
     assert "latest_per='level' needs JSON data" in text and "3 event(s)" in text
+
+
+async def test_latest_per_over_json_without_the_path_and_some_text_is_a_result_not_an_error() -> (
+    None
+):
+    lines = [
+        {"event": "log", "id": "1", "data": {"other": 1}},
+        {"event": "log", "id": "2", "data": "a text line"},
+        {"event": "log", "id": "3", "data": {"other": 2}},
+    ]
+    async with client_for(Feed({"logs": lines})) as client:
+        batch, text = await call(client, "logs", {"latest_per": "level"})
+    assert batch["count"] == 0 and batch["folded"] == 0 and batch["skipped"]["filtered"] == 3
+    assert (
+        text[0]
+        == "latest per level: 0 of 0 events (3 event(s) without the path, counted as filtered)"
+    )

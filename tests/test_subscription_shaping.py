@@ -12,7 +12,8 @@ import mcp
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.feeds import MODES, client_for, read, subscribe
+from mcp_sse_bridge.calls.bridge import Limits
+from tests.feeds import MODES, SECRET, client_for, read, subscribe
 from tests.sse_server import Request, Response, serve, sse_lines, wait_disconnect
 
 pytestmark = pytest.mark.anyio
@@ -122,6 +123,32 @@ async def test_null_is_absent_for_the_optional_arguments_of_subscribe_and_read(m
         for wrong in ({"subscription": None}, {"subscription": sub["subscription"], "typo": None}):
             refused = await client.call_tool("read_subscription", wrong)
             assert refused.is_error, wrong
+
+
+async def test_a_summary_read_past_the_summary_limit_leaves_the_rest_for_the_next_read() -> None:
+    limits = Limits(max_summary_events=4)
+    async with serve(prices) as upstream, client_for(upstream, "auto", limits=limits) as client:
+        sub, start = await all_buffered(client)
+        first, _ = await shaped_read(client, subscription=sub, cursor=start, summary=True)
+        assert first["summary"]["count"] == 4 and first["summary"]["limit_reached"] is True
+        assert first["has_more"] is True and first["summary"]["last"]["id"] == "4"
+        rest, _ = await shaped_read(client, subscription=sub, summary=True)
+        assert rest["summary"]["count"] == 2 and rest["summary"]["first"]["id"] == "5"
+        assert rest["has_more"] is False and rest["summary"]["limit_reached"] is False
+
+
+async def test_a_note_never_echoes_a_secret_the_caller_typed_as_a_path() -> None:
+    async with serve(prices) as upstream, client_for(upstream, "auto") as client:
+        sub, start = await all_buffered(client)
+        for tool, arguments in [
+            ("ticks", {"fields": [SECRET, "price"], "max_events": 2}),
+            ("ticks", {"latest_per": SECRET, "fields": ["price"], "max_seconds": 1}),
+            ("read_subscription", {"subscription": sub, "cursor": start, "fields": [SECRET]}),
+        ]:
+            result = await client.call_tool(tool, arguments)
+            text = " ".join(block.text for block in result.content)
+            assert not result.is_error and " ***" in text, text
+            assert SECRET not in text and SECRET not in json.dumps(result.structured_content)
 
 
 async def text_ticks(request: Request, response: Response) -> None:

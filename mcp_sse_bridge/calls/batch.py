@@ -353,13 +353,15 @@ class Accepted:
     def _shaped(self, batch: Batch) -> Batch:
         """`batch` with the shaper's result, or the `fields` note, and the text format."""
         batch.format = self._shaping.format
+        redact = self._redact or str  # a note may echo the caller's paths
         if self._shaper is None:
             if self._shaping.fields is not None:
-                batch.note = fields_note(self._shaping.fields)
+                batch.note = redact(fields_note(self._shaping.fields))
             return batch
         shaped = self._shaper.result(self._bounds.max_bytes)
         batch.events, batch.count = shaped.events, len(shaped.events)
-        batch.folded, batch.summary, batch.note = shaped.folded, shaped.summary, shaped.note
+        batch.folded, batch.summary = shaped.folded, shaped.summary
+        batch.note = redact(shaped.note)
         batch.skipped["filtered"] += shaped.filtered
         batch.skipped.update(shaped.skipped)
         return batch

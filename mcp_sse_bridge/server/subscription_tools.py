@@ -296,13 +296,19 @@ class SubscriptionTools:
         registry, call = self.registry, self.registry.bridge.limits
         shaping = plan_shaping(arguments)
         max_events = arguments.get("max_events", call.default_max_events)
+        redact = registry.bridge.secrets.redact
+        taken = max_events  # events the read takes, so the cursor moves past just those
+        if shaping.reduces:  # all buffered, but no more than a summary aggregates
+            taken = registry.limits.max_buffer_events
+            if shaping.summary:
+                taken = min(taken, call.max_summary_events)
 
         def shape(read: Read) -> None:
             shaper = Shaper(shaping, max_events=max_events, summary_limit=call.max_summary_events)
             for event in read.events:
                 shaper.feed([event], _epoch(event["received_at"]))
             shaped = shaper.result(call.max_bytes if shaping.reduces else None)
-            read.events, read.note = shaped.events, shaped.note
+            read.events, read.note = shaped.events, redact(shaped.note)  # may echo an argument
             if shaped.folded is not None:
                 read.shaped["folded"] = shaped.folded
             if shaped.summary is not None:
@@ -313,7 +319,7 @@ class SubscriptionTools:
         read = await registry.read(
             arguments["subscription"],
             cursor=arguments.get("cursor"),
-            max_events=registry.limits.max_buffer_events if shaping.reduces else max_events,
+            max_events=taken,
             max_bytes=None if shaping.reduces else call.max_bytes,
             wait_seconds=arguments.get("wait_seconds", 0),
             shape=shape if shaping.shapes else None,

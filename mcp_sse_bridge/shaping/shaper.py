@@ -225,10 +225,11 @@ class Shaper:
         """The shaped events and what was done; `ArgumentError` for `latest_per` over a stream
         whose data was all text."""
         latest, summary = self._latest, self._summary
-        if latest is not None and not latest.folded and latest.text and summary is None:
+        all_text = latest is not None and latest.text and latest.text == latest.missing
+        if latest is not None and all_text and not latest.folded and summary is None:
             raise ArgumentError(
-                f"latest_per={dotted(latest.path)!r} needs JSON data, but the {latest.text} "
-                "event(s) this call received had text data (no paths to read).",
+                f"latest_per={dotted(latest.path)!r} needs JSON data, but all {latest.text} "
+                "event(s) had text data (no paths to read).",
                 argument="latest_per",
                 hint="Leave latest_per out for this tool, or use summary=true to count them.",
             )
@@ -267,6 +268,8 @@ class Shaper:
             text = f"latest per {dotted(latest.path)}: {returned} of {latest.folded:,} events"
             if latest.skipped:
                 text += f" ({latest.skipped:,} events of keys beyond max_events skipped)"
+            if latest.missing:
+                text += f" ({latest.missing:,} event(s) without the path, counted as filtered)"
             parts.append(text)
         elif summary is not None:
             parts.append(f"events holds the last {returned}")
