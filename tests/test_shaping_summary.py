@@ -14,7 +14,7 @@ import pytest
 
 from mcp_sse_bridge.calls.bridge import Limits
 from mcp_sse_bridge.shaping import Shaping, shape
-from mcp_sse_bridge.shaping.summary import MAX_DISTINCT, Summary
+from mcp_sse_bridge.shaping.summary import MAX_DISTINCT, MAX_TEXT, Summary
 from tests.shaping_support import Feed, call, client_for, prices
 
 pytestmark = pytest.mark.anyio
@@ -79,6 +79,52 @@ def test_mixed_values_are_aggregated_per_kind() -> None:
         "null": 1,
         "other": 2,  # the list and the object
     }
+
+
+def test_data_that_is_no_object_is_aggregated_as_values_and_strings_count_as_text() -> None:
+    datas = [[1, 2], "a line", "a line", 7, 2.5, True, None, {"k": 1}]
+    summary = Summary(None)
+    summary.feed([{"event": "m", "id": str(i), "data": d} for i, d in enumerate(datas)], at=0.0)
+    result = summary.to_dict(limit_reached=False)
+    assert result["text"] == 2 and list(result["fields"]) == ["k"]
+    assert result["values"] == {
+        "count": 7,
+        "number": {"count": 2, "min": 2.5, "max": 7, "mean": 4.75, "last": 2.5},
+        "string": {"count": 2, "distinct": 1, "top": [{"value": "a line", "count": 2}]},
+        "boolean": {"true": 1, "false": 0},
+        "null": 1,
+        "other": 1,
+    }
+
+
+def test_a_key_that_held_an_object_and_then_a_number_counts_the_number_too() -> None:
+    summary = Summary(None)
+    chunks = [[{"q": {"p": 1}}], [{"q": 5}, {"q": {"p": 2}}], [{"q": 6}]]
+    for i, chunk in enumerate(chunks):
+        summary.feed([{"event": "m", "id": str(i), "data": d} for d in chunk], at=0.0)
+    fields = summary.to_dict(limit_reached=False)["fields"]
+    assert fields["q.p"]["number"]["count"] == 2
+    assert fields["q"] == {
+        "count": 3,
+        "number": {"count": 2, "min": 5, "max": 6, "mean": 5.5, "last": 6},
+        "other": 1,  # the object beside the 5, once q was a field of its own
+    }
+
+
+def test_long_texts_are_cut_with_a_mark_and_fields_left_out_to_fit_max_bytes() -> None:
+    long = "x" * (MAX_TEXT + 50)
+    data = {f"field{i}": f"{long}{i}" for i in range(8)}
+    summary = Summary(None)
+    summary.feed([{"event": long, "id": long, "data": data}], at=0.0)
+    result = summary.to_dict(limit_reached=False)
+    assert result["by_event"] == {"x" * MAX_TEXT + "…": 1}
+    assert result["last"]["id"] == "x" * MAX_TEXT + "…"
+    assert result["fields"]["field0"]["string"]["top"][0]["value"] == "x" * MAX_TEXT + "…"
+    whole = len(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode())
+    fitted = summary.to_dict(limit_reached=False, max_bytes=whole // 2)
+    assert len(json.dumps(fitted, ensure_ascii=False, separators=(",", ":")).encode()) <= whole // 2
+    left = fitted["fields_over_budget"]
+    assert 0 < left < 8 and list(fitted["fields"]) == [f"field{i}" for i in range(8 - left)]
 
 
 def test_distinct_strings_are_tracked_up_to_a_bound() -> None:

@@ -81,7 +81,9 @@ def test_objects_missing_fields_nested_objects_lists_and_text_summarise_alike() 
         '{"a":null,"b":true,"c":[1]}',
     ]
     shaped = both_ways([events(datas[:4]), events(datas[4:], kind="other", start=4)])
-    assert shaped.summary is not None and shaped.summary["text"] == 4
+    assert shaped.summary is not None and shaped.summary["text"] == 3
+    values = shaped.summary["values"]  # the list, the three strings and 42
+    assert values["count"] == 5 and values["other"] == 1 and values["number"]["count"] == 1
     assert shaped.summary["by_event"] == {"m": 4, "other": 5}
 
 

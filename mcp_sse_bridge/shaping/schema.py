@@ -55,8 +55,10 @@ SUMMARY_SCHEMA: dict[str, Any] = {
         "first": _MOMENT,
         "last": _MOMENT,
         "fields": {"type": "object", "additionalProperties": _FIELD},
-        "text": _COUNT,
+        "values": {**_FIELD, "description": "the data that is not a JSON object, as one field"},
+        "text": {**_COUNT, "description": "events whose data is a string"},
         "fields_capped": {"type": "boolean"},
+        "fields_over_budget": {**_COUNT, "description": "fields left out to fit max_bytes"},
         "limit_reached": {"type": "boolean"},
     },
 }

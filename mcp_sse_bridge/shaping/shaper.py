@@ -30,8 +30,8 @@ from typing import Any
 from ..errors import ArgumentError
 from .keyscan import Decode
 from .latest import LatestPer, ToItem
-from .paths import Path, Selection, dotted, project_data, selection
-from .summary import Summary
+from .paths import MISSING, Path, Selection, dotted, project_data, selection
+from .summary import Summary, size
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,9 @@ class Shaper:
         are redacted already, so only a text with an escape (which may spell a secret) is
         decoded by `to_item` itself, and the types and ids are masked here."""
         assert self._summary is not None and self._decode is not None
-        datas = list(map(self._decode, texts))  # `MISSING` (not JSON) counts as text
+        datas = list(map(self._decode, texts))
+        if MISSING in datas:  # not JSON: the data is its text, as in the result shape
+            datas = [t if d is MISSING else d for d, t in zip(datas, texts, strict=True)]
         kinds = [event.event for event in events]
         first, last = events[0].id, events[-1].id
         if clean is not None:
@@ -246,19 +248,19 @@ class Shaper:
         shaped = Shaped(events=events, note="", filtered=self.filtered)
         budget = max_bytes
         if summary is not None:
-            shaped.summary = summary.to_dict(limit_reached=self.full)
-            text = json.dumps(shaped.summary, ensure_ascii=False, separators=(",", ":"))
-            budget = None if budget is None else max(0, budget - len(text.encode()))
+            shaped.summary = summary.to_dict(limit_reached=self.full, max_bytes=max_bytes)
+            budget = None if budget is None else max(0, budget - size(shaped.summary))
         shaped.events, over = fit(events, budget)
         if latest is not None:
             shaped.folded = latest.folded
             shaped.skipped["keys"] = latest.skipped
         if over:
             shaped.skipped["over_budget"] = over
-        shaped.note = self._note(len(shaped.events), over)
+        dropped = 0 if shaped.summary is None else shaped.summary.get("fields_over_budget", 0)
+        shaped.note = self._note(len(shaped.events), over, dropped)
         return shaped
 
-    def _note(self, returned: int, over: int) -> str:
+    def _note(self, returned: int, over: int, fields_over: int = 0) -> str:
         parts = []
         latest, summary, fields = self._latest, self._summary, self.shaping.fields
         if summary is not None:
@@ -277,6 +279,8 @@ class Shaper:
             parts.append(fields_note(fields))
         if over:
             parts.append(f"{over} older event(s) left out to fit max_bytes")
+        if fields_over:
+            parts.append(f"{fields_over} summary field(s) left out to fit max_bytes")
         return "; ".join(parts)
 
 

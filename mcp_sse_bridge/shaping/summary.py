@@ -13,6 +13,7 @@ decoding the events costs. Memory is bounded: `MAX_DISTINCT` strings per field, 
 from __future__ import annotations
 
 import datetime
+import json
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ TOP = 5
 _NUMBERS = {int, float}
 _EVENT = itemgetter("event")
 _MISSING = type(MISSING)
+_EMPTY: dict[str, Any] = {}
 
 
 def arrival(at: float) -> str:
@@ -70,7 +72,7 @@ class FieldStats:
         if str in kinds:
             strings = present if kinds == {str} else [v for v in present if type(v) is str]
             if max(map(len, strings)) > MAX_TEXT:
-                strings = [v[:MAX_TEXT] for v in strings]
+                strings = list(map(cut, strings))
             self._strings(strings)
         if bool in kinds:
             flags = [v for v in present if type(v) is bool]
@@ -140,9 +142,11 @@ class Summary:
         self._given = fields
         self._fields = {path: FieldStats() for path in fields or ()}
         self._shapes: set[tuple[str, ...]] = set()
+        self._parents: set[str] = set()  # top-level keys of discovered nested paths
         self.fields_capped = False
         self.count = 0
-        self.text = 0  # events whose data is not a JSON object or list
+        self.values = FieldStats()  # the data that is not a JSON object, as one field
+        self.text = 0  # events whose data is a string (text, or a JSON string)
         self._types: Counter[str] = Counter()
         self._first: dict[str, Any] | None = None
         self._last: dict[str, Any] | None = None
@@ -156,9 +160,8 @@ class Summary:
     def feed_data(
         self, datas: list[Any], kinds: list[str], first_id: str, last_id: str, at: float
     ) -> None:
-        """Take one chunk as its events' decoded (and redacted) data, anything but an object or
-        a list counting as text, their types and the first and last id: no event dicts are
-        built for it."""
+        """Take one chunk as its events' decoded (and redacted) data (text that is not JSON
+        as its text), their types and the first and last id: no event dicts are built for it."""
         if not datas:
             return
         self.count += len(datas)
@@ -167,13 +170,33 @@ class Summary:
         if self._first is None:
             self._first = {"id": first_id, "at": moment}
         self._last = {"id": last_id, "at": moment}
+        objects = [d for d in datas if type(d) is dict]
+        if len(objects) < len(datas):
+            others = [d for d in datas if type(d) is not dict]
+            self.values.update(others)
+            self.text += list(map(type, others)).count(str)
         values = [d for d in datas if type(d) is dict or type(d) is list]
-        self.text += len(datas) - len(values)
-        objects = [d for d in values if type(d) is dict]
         if self._given is None and not self.fields_capped:
             self._discover(objects)
         for stats, column in self._columns(values, objects):
             stats.update(column)
+        if self._parents and self._given is None:
+            self._adopt_parents(objects)
+
+    def _adopt_parents(self, objects: list[dict[str, Any]]) -> None:
+        """Track a top-level key as a field of its own once it holds something other than an
+        object (`{"q": 5}` after `{"q": {"p": 1}}` made `q.p` a field), so that no value goes
+        uncounted; from this chunk on, its objects count as `other`."""
+        for key in list(self._parents):
+            if (key,) in self._fields:
+                self._parents.discard(key)
+            elif any(type(d.get(key, _EMPTY)) is not dict for d in objects):
+                self._parents.discard(key)
+                if len(self._fields) >= MAX_FIELDS:
+                    self.fields_capped = True
+                    return
+                stats = self._fields[(key,)] = FieldStats()
+                stats.update([d.get(key, MISSING) for d in objects])
 
     def _columns(
         self, values: list[Any], objects: list[dict[str, Any]]
@@ -211,6 +234,7 @@ class Summary:
         for key, item in value.items():
             path = (*prefix, key)
             if type(item) is dict and item and len(path) < MAX_DEPTH:
+                self._parents.add(path[0])
                 self._add_leaves(item, path)
             elif path not in self._fields:
                 if len(self._fields) >= MAX_FIELDS:
@@ -218,18 +242,42 @@ class Summary:
                     return
                 self._fields[path] = FieldStats()
 
-    def to_dict(self, *, limit_reached: bool) -> dict[str, Any]:
-        types = dict(self._types.most_common(MAX_TYPES))
-        rest = self._types.total() - sum(types.values())
+    def to_dict(self, *, limit_reached: bool, max_bytes: int | None = None) -> dict[str, Any]:
+        """The aggregates; texts from the stream (types, ids, field names) cut to `MAX_TEXT`.
+        Over `max_bytes` (UTF-8 of the compact JSON), fields are left out from the last one
+        and counted in `fields_over_budget`; the rest is bounded (at most `MAX_TYPES` types)."""
+        types: Counter[str] = Counter()
+        for kind, count in self._types.most_common(MAX_TYPES):
+            types[cut(kind)] += count
+        rest = self._types.total() - types.total()
         if rest:
-            types["(other)"] = rest
-        out: dict[str, Any] = {"count": self.count, "by_event": types}
+            types["(other)"] += rest
+        out: dict[str, Any] = {"count": self.count, "by_event": dict(types)}
         if self._first is not None and self._last is not None:
-            out["first"], out["last"] = self._first, self._last
-        out["fields"] = {dotted(p): s.to_dict() for p, s in self._fields.items() if s.count}
+            out["first"] = {**self._first, "id": cut(self._first["id"])}
+            out["last"] = {**self._last, "id": cut(self._last["id"])}
+        fields = {cut(dotted(p)): s.to_dict() for p, s in self._fields.items() if s.count}
+        out["fields"] = fields
+        if self.values.count:
+            out["values"] = self.values.to_dict()
         if self.text:
             out["text"] = self.text
         if self.fields_capped:
             out["fields_capped"] = True
         out["limit_reached"] = limit_reached
+        if max_bytes is not None and fields and size(out) > max_bytes:
+            out["fields_over_budget"] = 0
+            while fields and size(out) > max_bytes:
+                fields.popitem()
+                out["fields_over_budget"] += 1
         return out
+
+
+def cut(text: str) -> str:
+    """`text` cut to `MAX_TEXT` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
+
+def size(value: Any) -> int:
+    """Bytes of `value` as compact JSON in UTF-8, as `max_bytes` counts them."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
