@@ -109,6 +109,13 @@ async def test_shaping_arguments_of_a_read_are_checked_like_a_calls() -> None:
         )
         assert result.is_error
         assert "latest_per takes dotted paths" in result.content[0].text
+        for bad, says in [
+            ({"latest_per": ""}, "latest_per"),
+            ({"fields": "symbol"}, "fields must"),
+        ]:
+            result = await client.call_tool("read_subscription", {"subscription": sub, **bad})
+            text = result.content[0].text
+            assert result.is_error and says in text and "input schema" not in text, text
 
 
 @pytest.mark.parametrize("mode", MODES)

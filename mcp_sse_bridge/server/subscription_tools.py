@@ -79,6 +79,24 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 }
 
 
+READ_SHAPING_SCHEMA: dict[str, Any] = {
+    **SHAPING_SCHEMA,
+    "latest_per": {
+        **SHAPING_SCHEMA["latest_per"],
+        "description": "Return only the newest event per distinct value at this dotted path of "
+        'the JSON data, e.g. "symbol", over everything buffered after the cursor: the current '
+        "state of the feed; max_events caps the keys kept.",
+    },
+    "summary": {
+        **SHAPING_SCHEMA["summary"],
+        "description": "Return aggregates over everything buffered after the cursor (counts "
+        "per type, first/last id and time, per field min/max/mean/last, top strings, true/false "
+        "counts) instead of the events; events then holds the last max_events as samples.",
+    },
+}
+"""The call tools' shaping arguments, described for a read of the buffer."""
+
+
 def check_names(bridge: Bridge) -> None:
     """A manual tool named like a subscription tool would be shadowed: refuse it at load."""
     for name in NAMES:
@@ -137,7 +155,7 @@ def describe_tools(registry: Registry) -> list[types.Tool]:
                         "default": 0,
                         "description": "when nothing new is buffered, wait this long for it",
                     },
-                    **SHAPING_SCHEMA,
+                    **READ_SHAPING_SCHEMA,
                 },
                 required=["subscription"],
             ),
@@ -266,6 +284,8 @@ class SubscriptionTools:
         null for what a model left empty); a required one still has to be given."""
         optional = self._optional[name]
         arguments = {k: v for k, v in arguments.items() if v is not None or k not in optional}
+        if name == READ:
+            plan_shaping(arguments)  # first, for its fix-it errors over the schema's generic ones
         self._check(name, arguments)
         if name == READ:
             return await self._read(arguments)
