@@ -119,6 +119,23 @@ def test_bad_subscription_flags_are_one_line_and_exit_2(
     assert code == 2 and len(err) == 1 and said in err[0], err
 
 
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["max_events=3"], "--follow runs until Ctrl-C: drop max_events"),
+        (["latest_per=symbol"], "--follow prints every event as it comes: drop latest_per"),
+        (["summary=true", "format=lines"], "drop summary, format (shaping applies to one call"),
+    ],
+)
+def test_call_follow_refuses_bounds_and_shaping_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], said: str
+) -> None:
+    manual = write_manual(tmp_path, "http://127.0.0.1:9")
+    code = main(["call", "ticks", *extra, "--follow", "--manual", manual])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and said in err[0], err
+
+
 def test_call_follow_prints_each_event_as_a_json_line_until_the_feed_ends(tmp_path: Path) -> None:
     async def three(request: Request, response: Response) -> None:
         await response.head()

@@ -222,6 +222,12 @@ def follow(bridge: Bridge, tool: str, arguments: dict[str, Any]) -> int:
     blocked = ("max_events", "max_seconds", "until_event", "last_event_id")
     if given := [key for key in blocked if key in arguments]:
         raise UsageError(f"--follow runs until Ctrl-C: drop {', '.join(given)}")
+    shaping = ("fields", "latest_per", "summary", "format")
+    if given := [key for key in shaping if key in arguments]:
+        raise UsageError(
+            f"--follow prints every event as it comes: drop {', '.join(given)} "
+            "(shaping applies to one call: leave out --follow)"
+        )
     own = {key: arguments.pop(key) for key in ("event_types", "match") if key in arguments}
     return anyio.run(_follow, bridge, tool, arguments, own)
 
