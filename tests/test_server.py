@@ -295,6 +295,34 @@ async def test_liveness_progress_while_the_stream_is_quiet(mode: str) -> None:
     assert seen[-1] == (2, 'tick #1: {"price":101}')
 
 
+@MODES
+async def test_a_folding_call_reports_how_many_events_it_folded(mode: str) -> None:
+    """`latest_per` yields no event to report: its liveness ticks count what it folded."""
+    seen: list[tuple[float, float | None, str]] = []
+    heard = anyio.Event()
+
+    async def handler(request: Request, response: Response) -> None:
+        await response.send(sse_lines(*ticks(3)))
+        await heard.wait()  # until a tick has reported the three events
+        await response.send(sse_lines(*ticks(5)[3:]))
+        await response.finish()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message or ""))
+        if "folded 3 events so far" in (message or ""):
+            heard.set()
+
+    async with session(handler, mode, liveness=0.05) as (client, _):
+        with anyio.fail_after(5):
+            arguments = {"symbol": "X", "latest_per": "price", "max_seconds": 4}
+            result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
+    assert not result.is_error and (result.structured_content or {})["folded"] == 5
+    values = [value for value, _, _ in seen]
+    assert values == sorted(set(values)), "progress must strictly increase"
+    assert all(total is None for _, total, _ in seen)
+    assert all(re.fullmatch(r"folded [35] events so far \(\d+ s\)", m) for *_, m in seen), seen
+
+
 @pytest.mark.parametrize(
     ("mode", "asked", "progress_objects"),
     [("legacy", False, 0), ("legacy", True, 1), ("auto", False, 1)],

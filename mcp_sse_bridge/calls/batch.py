@@ -28,6 +28,9 @@ from .events import NOT_JSON, Redact, decode, event_to_dict, redacted_dict
 from .filters import Bounds, EventFilter
 
 OnEvent = Callable[[dict[str, Any], int], Awaitable[None]]
+OnFold = Callable[[int], None]
+"""Hears how many events a shaping pass has folded so far, after each chunk (no event is
+yielded to report it with)."""
 
 
 def _size(event: ServerSentEvent) -> int:
@@ -136,6 +139,7 @@ class Accepted:
         self._filter = filter
         self._bounds = bounds
         self._redact = redact
+        self._on_fold: OnFold | None = None
         types, until = filter.event_types, bounds.until_event
         # The types some rule can accept (None: any); `_take` drops the others in one go.
         self._types = None if types is None else types | {until} if until else types
@@ -279,6 +283,8 @@ class Accepted:
         else:
             taken = shaper.feed([self._result(e) for e in accepted], time.time())
         self.count += taken
+        if self._on_fold is not None and taken:
+            self._on_fold(self.count)
         last = None  # the last event consumed, when the pass ends inside this chunk
         if 0 < taken < len(accepted):  # the summary's limit
             last = accepted[taken - 1]
@@ -316,8 +322,11 @@ class Accepted:
             return event_to_dict(event)
         return redacted_dict(event, self._redact)
 
-    async def collect(self, on_event: OnEvent | None = None) -> Batch:
+    async def collect(
+        self, on_event: OnEvent | None = None, on_fold: OnFold | None = None
+    ) -> Batch:
         """Run the pass to its end and return the batch; see the module's `collect`."""
+        self._on_fold = on_fold
         items: list[dict[str, Any]] = []
         error: str | None = None
         start = anyio.current_time()

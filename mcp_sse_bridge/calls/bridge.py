@@ -47,7 +47,7 @@ from ..upstream.transport import (
 )
 from ..urls import check_url
 from .arguments import CallPlan, Limits, argument_validator, control_schema, plan_call
-from .batch import Accepted, Batch, OnEvent
+from .batch import Accepted, Batch, OnEvent, OnFold
 from .filters import Bounds, EventFilter
 from .redaction import HTTP_LOGGERS, RedactingFilter, auth_secrets, known_secrets, redacted
 
@@ -145,15 +145,18 @@ class Bridge:
         arguments: Mapping[str, Any],
         *,
         on_event: OnEvent | None = None,
+        on_fold: OnFold | None = None,
         observer: StreamObserver | None = None,
     ) -> Batch:
-        """Collect one batch; `on_event(event, count)` is awaited for each accepted event.
+        """Collect one batch; `on_event(event, count)` is awaited for each accepted event, and
+        with `latest_per` or `summary` (which yield none) `on_fold(count)` hears the events
+        folded so far, after each chunk.
 
         An `observer` sees the raw stream as well (`mcp-sse-bridge probe` uses it); what it
         receives is not redacted, so it must keep nothing but what it redacts itself.
         """
         async with self._open(name, arguments, observer=observer) as run:
-            return await run.collect(on_event)
+            return await run.collect(on_event, on_fold)
 
     async def events(
         self, name: str, arguments: Mapping[str, Any]

@@ -244,11 +244,15 @@ async def call_with_progress(
     if report is None:
         return await bridge.call(name, arguments)
     total = arguments.get("max_events", bridge.limits.default_max_events)
+    if arguments.get("latest_per") is not None or arguments.get("summary") is True:
+        total = None  # max_events caps keys or samples there, not the events folded
     progress = Progress(report, total=total, interval=liveness_seconds)
     async with anyio.create_task_group() as tg:
         tg.start_soon(progress.keep_alive)
         try:
-            return await bridge.call(name, arguments, on_event=progress.event)
+            return await bridge.call(
+                name, arguments, on_event=progress.event, on_fold=progress.fold
+            )
         except BridgeError as err:
             failure = err  # raised below: raised in here it would arrive in an ExceptionGroup
         finally:
@@ -301,7 +305,8 @@ class Progress:
 
     An event reports `count` (events so far); each liveness tick since the last event reports
     `count + k/(k+1)`, so values strictly increase. A lock keeps a tick and an event from
-    overtaking each other between computing a value and sending it.
+    overtaking each other between computing a value and sending it. A shaping call that folds
+    events (`latest_per`, `summary`) yields none: its ticks report how many it folded.
     """
 
     def __init__(self, report: ReportProgress, *, total: float | None, interval: float) -> None:
@@ -311,6 +316,7 @@ class Progress:
         self._lock = anyio.Lock()
         self._count = 0
         self._ticks = 0
+        self._folded: int | None = None
         self._started = time.monotonic()
         self._last_sent = self._started
 
@@ -318,6 +324,11 @@ class Progress:
         async with self._lock:
             self._count, self._ticks = count, 0
             await self._send(count, summarize(event))
+
+    def fold(self, count: int) -> None:
+        """`count` events folded so far; the next tick reports them."""
+        if count != self._folded:
+            self._folded, self._count, self._ticks = count, count, 0
 
     async def keep_alive(self) -> None:
         """Tick while the call runs (the caller cancels it when the call ends)."""
@@ -329,7 +340,11 @@ class Progress:
                 self._ticks += 1
                 waited = int(time.monotonic() - self._started)
                 value = self._count + self._ticks / (self._ticks + 1)
-                await self._send(value, f"waiting for events ({waited} s)")
+                if self._folded is None:
+                    message = f"waiting for events ({waited} s)"
+                else:
+                    message = f"folded {self._folded:,} events so far ({waited} s)"
+                await self._send(value, message)
 
     async def _send(self, value: float, message: str) -> None:
         self._last_sent = time.monotonic()
