@@ -56,7 +56,7 @@ async def test_replicas_share_a_subscription_through_redis_over_tls(
     ("change", "why"),
     [
         (lambda url: url.partition("?")[0], "certificate verify failed"),
-        (lambda url: url.replace("rediss://", "redis://").partition("?")[0], "did not answer"),
+        (lambda url: url.replace("rediss://", "redis://").partition("?")[0], "(Redis) failed"),
     ],
     ids=["an-untrusted-certificate", "plain-redis-against-tls"],
 )
@@ -85,6 +85,24 @@ async def test_a_ca_file_that_is_not_there_is_named_at_start(tmp_path: Path, tls
     url = tls_url.partition("?")[0] + f"?ssl_ca_certs={tmp_path / 'nope.pem'}"
     line = await refused_start(tmp_path, url)
     assert f"ssl_ca_certs='{tmp_path / 'nope.pem'}' is not a readable file" in line
+
+
+@pytest.mark.parametrize(
+    ("tail", "said"),
+    [
+        ("/0?foo=bar", "redis-py takes no URL option 'foo'; remove it"),
+        ("/abc", "the database must be a number (redis://HOST:PORT/0), not 'abc'"),
+        ("/0", "(this Redis needs a password: in the URL or MCP_SSE_BRIDGE_REDIS_PASSWORD)"),
+    ],
+    ids=["an-unknown-option", "a-database-that-is-no-number", "no-password-for-one-that-needs-it"],
+)
+async def test_a_store_url_redis_py_would_misread_is_one_line_saying_what_to_fix(
+    tmp_path: Path, tail: str, said: str
+) -> None:
+    with redis_server(tmp_path / "redis", password="the-right-one") as url:
+        bare = url.replace(":the-right-one@", "").removesuffix("/0")
+        line = await refused_start(tmp_path, bare + tail)
+    assert line.startswith("mcp-sse-bridge: error: --store redis://127.0.0.1:") and said in line
 
 
 async def test_a_password_in_the_query_is_masked_in_the_error(tmp_path: Path) -> None:

@@ -237,7 +237,8 @@ async def test_redis_away_is_one_clear_line_at_start_and_an_error_naming_it_late
         )
         assert refused.returncode == 2
         (line,) = refused.stderr.decode().strip().splitlines()
-        assert f"--store {url}: The subscription store (Redis) did not answer" in line
+        assert f"--store {url}: The subscription store (Redis) failed: " in line
+        assert "The bridge needs the store to start" in line
         with contextlib.ExitStack() as redis:
             redis.enter_context(redis_server(tmp_path / "r1", port=port))
             async with replica(manual, url) as a, mcp.Client(a.url) as client:

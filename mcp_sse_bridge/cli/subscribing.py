@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -127,22 +128,13 @@ def store_from(
     url = args.store
     if url == "memory":
         return None
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise UsageError(f"--store takes memory or redis://HOST:PORT/DB, not {display_url(url)!r}")
+    query = _checked_store_url(url)
     try:
         from ..subscriptions.redis_store import RedisStore
     except ImportError:
         raise UsageError(
             "--store redis:// needs redis-py: pip install 'mcp-sse-bridge[redis]'"
         ) from None
-    query = parse_qs(urlsplit(url).query)
-    for name, values in query.items():
-        missing = [v for v in values if name in TLS_FILES and not os.path.isfile(v)]
-        if missing:
-            raise UsageError(
-                f"--store {display_url(url)}: {name}={missing[0]!r} is not a readable file; "
-                f"give the path of the PEM file ({TLS_FILES[name]})"
-            )
     password = os.environ.get(PASSWORD_ENV) or None
     for secret in (password, urlsplit(url).password, *query.get("password", ())):
         if secret:
@@ -164,12 +156,48 @@ def store_from(
         finally:
             await probe.close()
 
+    where = f"--store {display_url(url)}"
     try:
         anyio.run(check)
+    except TypeError as err:  # redis-py passes URL options on as keyword arguments
+        option = re.search(r"argument '(\w+)'", str(err))
+        name = option.group(1) if option else "?"
+        raise UsageError(f"{where}: redis-py takes no URL option {name!r}; remove it") from None
     except (BridgeError, ValueError) as err:
-        text = bridge.secrets.redact(" ".join(str(err).split()))
-        raise UsageError(f"--store {display_url(url)}: {text}") from None
+        text = bridge.secrets.redact(" ".join(getattr(err, "message", str(err)).split()))
+        if "NOAUTH" in text or "authenticated" in text or "Authentication required" in text:
+            text += f" (this Redis needs a password: in the URL or {PASSWORD_ENV})"
+        raise UsageError(
+            f"{where}: {text} The bridge needs the store to start: check its address, the "
+            f"password (the URL's wins over {PASSWORD_ENV}) and, for rediss://, the TLS options."
+        ) from None
     return store()
+
+
+def _checked_store_url(url: str) -> dict[str, list[str]]:
+    """The query of a Redis `--store` URL, after the checks redis-py would skip silently (a
+    database that is no number becomes 0) or leave to a confusing error (a missing CA file)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not url.startswith(f"{parts.scheme}://"):
+        raise UsageError(
+            f"--store takes memory or redis://HOST:PORT/DB (rediss:// for TLS), "
+            f"not {display_url(url)!r}"
+        )
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdecimal():
+        raise UsageError(
+            f"--store {display_url(url)}: the database must be a number "
+            f"(redis://HOST:PORT/0), not {database!r}"
+        )
+    query = parse_qs(parts.query)
+    for name, values in query.items():
+        missing = [v for v in values if name in TLS_FILES and not os.path.isfile(v)]
+        if missing:
+            raise UsageError(
+                f"--store {display_url(url)}: {name}={missing[0]!r} is not a readable file; "
+                f"give the path of the PEM file ({TLS_FILES[name]})"
+            )
+    return query
 
 
 def limits_from(args: argparse.Namespace) -> SubscriptionLimits | None:

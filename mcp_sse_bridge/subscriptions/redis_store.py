@@ -371,7 +371,7 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
     password."""
     words = " ".join(str(exc).split())[:200] or type(exc).__name__
     return StoreUnavailable(
-        f"The subscription store (Redis) did not answer: {words}",
+        f"The subscription store (Redis) failed: {words.rstrip('.')}.",
         hint="Check that Redis is up and reachable at --store; plain tool calls keep working, "
         "and subscriptions recover by themselves when Redis is back.",
     )
