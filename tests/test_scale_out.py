@@ -11,6 +11,7 @@ import signal
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -168,6 +169,48 @@ async def test_subscribing_on_two_replicas_at_once_shares_one_upstream_connectio
         assert sorted(answer["joined"] for answer in answers) == [False, True]
         assert upstream.open_connections == 1
         assert len((await call(a.url, "list_subscriptions"))["subscriptions"]) == 1
+
+
+async def subscribe_at_once(clients: list[mcp.Client], tool: str) -> list[Any]:
+    """`subscribe` to `tool` on every client at the same moment; the results."""
+    answers: list[Any] = []
+
+    async def subscribe(client: mcp.Client) -> None:
+        answers.append(await client.call_tool("subscribe", {"tool": tool, "arguments": {}}))
+
+    async with anyio.create_task_group() as tg:
+        for client in clients:
+            tg.start_soon(subscribe, client)
+    return answers
+
+
+async def test_many_subscribes_at_once_on_one_replica_join_one_subscription(
+    tmp_path: Path, store: str
+) -> None:
+    """Concurrent subscribes with the same key on one replica take turns: each store round trip
+    (find, count, create) is a suspension point, and two of them passing the "is one already
+    connecting?" check together once failed the later one with an internal error."""
+    ticker = Ticker(0.05)
+    bursts: list[tuple[list[Any], int]] = []  # each burst's answers, upstream connections then
+    async with (
+        deployment(ticker, tmp_path, store, 1, "--store-prefix", "t-burst:") as (upstream, (a,)),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        clients = [await stack.enter_async_context(mcp.Client(a.url)) for _ in range(12)]
+        for _ in range(3):  # connected first, so that the calls arrive together; three times
+            answers = await subscribe_at_once(clients, "ticks")
+            bursts.append((answers, upstream.open_connections))
+            for sub_id in {x.structured_content["subscription"] for x in answers if not x.is_error}:
+                await call(a.url, "unsubscribe", subscription=sub_id)
+            with anyio.fail_after(5):
+                while upstream.open_connections:
+                    await upstream.connection_closed.wait()
+    for answers, connections in bursts:
+        assert [answer.content[0].text for answer in answers if answer.is_error] == []
+        results = [answer.structured_content for answer in answers]
+        assert len({result["subscription"] for result in results}) == 1
+        assert sorted(result["joined"] for result in results) == [False] + [True] * 11
+        assert connections == 1
 
 
 async def test_healthz_names_the_replica_its_store_and_its_feeds_without_auth_or_secrets(

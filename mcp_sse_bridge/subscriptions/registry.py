@@ -211,6 +211,26 @@ class Registry:
         key = dedupe_key(tool, arguments, event_types, match)
         while (pending := self._pending.get(key)) is not None:
             await pending.wait()  # the same subscription is being connected: share its outcome
+        # Claimed before the first store round trip: every await below lets another subscribe
+        # with this key run, and it must wait here rather than pass the check above too.
+        self._pending[key] = done = anyio.Event()
+        try:
+            return await self._subscribe(key, tool, arguments, event_types, match, size, pinned)
+        finally:
+            del self._pending[key]
+            done.set()
+
+    async def _subscribe(
+        self,
+        key: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        event_types: list[str] | None,
+        match: dict[str, Any] | None,
+        size: int,
+        pinned: bool,
+    ) -> Subscribed:
+        """`subscribe` once no other subscribe with the same key is under way here."""
         now = time.time()
         fresh = SubscriptionRecord(
             id=f"sub_{secrets.token_hex(8)}",
@@ -236,16 +256,11 @@ class Registry:
                 hint="Unsubscribe from one you no longer need (list_subscriptions shows them), "
                 "or start the bridge with a higher --max-subscriptions.",
             )
-        self._pending[key] = done = anyio.Event()
-        try:
-            record = await self.store.create(fresh)
-            if record.id != fresh.id:  # another replica created it meanwhile: join it
-                cursor = Cursor(record.id, record.last_seq).encode()
-                return Subscribed(self._overlay(record), True, cursor)
-            await self._connect(record)
-        finally:
-            del self._pending[key]
-            done.set()
+        record = await self.store.create(fresh)
+        if record.id != fresh.id:  # another replica created it meanwhile: join it
+            cursor = Cursor(record.id, record.last_seq).encode()
+            return Subscribed(self._overlay(record), True, cursor)
+        await self._connect(record)
         self.listed()
         return Subscribed(await self.status(record.id), False, Cursor(record.id, 0).encode())
 
