@@ -77,11 +77,27 @@ def _settle_heap() -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, made with protocol IPPROTO_TCP (not 0, as `socket.create_server`
+    makes it): asyncio turns Nagle off (TCP_NODELAY) only on accepted sockets whose `proto` says
+    TCP, and with Nagle on, a response written as headers then body waited for the client's
+    delayed ACK, about 40 ms per request."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host, port), family=family)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError as err:
         raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    try:
+        if os.name != "nt":  # as create_server does: a restart can bind a port in TIME_WAIT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited on Linux too
+        sock.bind((host, port))
+        sock.listen()
+    except OSError as err:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
 
 
 def list_tools(args: argparse.Namespace) -> int:
