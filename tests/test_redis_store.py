@@ -73,6 +73,31 @@ async def test_create_with_the_same_key_returns_the_first(store: RedisStore) -> 
     assert await store.count() == 0 and await store.find("k") is None
 
 
+async def test_concurrent_creates_on_two_clients_never_pass_the_limit_and_joins_need_no_room(
+    redis_url: str, request: pytest.FixtureRequest
+) -> None:
+    """The limit is checked inside the create script: subscribes racing on several replicas
+    (here two clients of the same prefix) cannot both see room for one more."""
+    prefix = f"test:{request.node.name}:"
+    clients = [Redis.from_url(redis_url) for _ in range(2)]
+    stores = [RedisStore(c, prefix=prefix, max_bytes=1 << 20, lease_ms=2000) for c in clients]
+    made: list[SubscriptionRecord | None] = []
+
+    async def create(n: int) -> None:
+        made.append(await stores[n % 2].create(record(f"sub_{n:02}", key=f"k{n}"), limit=3))
+
+    async with anyio.create_task_group() as tg:
+        for n in range(12):
+            tg.start_soon(create, n)
+    created = [r for r in made if r is not None]
+    assert len(created) == 3 and await stores[0].count() == 3
+    joined = await stores[1].create(record("sub_99", key=created[0].key), limit=3)
+    assert joined is not None and joined.id == created[0].id  # full, yet a join gets in
+    assert await stores[0].create(record("sub_98", key="new"), limit=3) is None
+    for client in clients:
+        await client.aclose()
+
+
 async def test_an_append_without_the_lease_is_fenced(store: RedisStore) -> None:
     await store.create(record())
     with pytest.raises(LeaseLost):

@@ -51,10 +51,14 @@ class MemoryStore:
         self._buffers: dict[str, _Buffer] = {}
         self._keys: dict[str, str] = {}
 
-    async def create(self, record: SubscriptionRecord) -> SubscriptionRecord:
+    async def create(
+        self, record: SubscriptionRecord, *, limit: int | None = None
+    ) -> SubscriptionRecord | None:
         existing = self._keys.get(record.key)
         if existing is not None:
             return self._buffers[existing].record.copy()
+        if limit is not None and len(self._buffers) >= limit:
+            return None
         self._buffers[record.id] = _Buffer(record.copy())
         self._keys[record.key] = record.id
         return record.copy()

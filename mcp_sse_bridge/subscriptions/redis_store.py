@@ -94,13 +94,15 @@ redis.call('PUBLISH', KEYS[5], ARGV[3])
 return seq
 """
 
-# KEYS: keys, subs, record.  ARGV: dedupe key, id, then field, value ...
+# KEYS: keys, subs, record.  ARGV: dedupe key, id, limit ('' for none), then field, value ...
+# Returns the id holding the key (a join needs no room), or '' when `limit` subscriptions exist.
 _CREATE = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return existing end
+if ARGV[3] ~= '' and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return '' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 3))
+redis.call('HSET', KEYS[3], unpack(ARGV, 4))
 return ARGV[2]
 """
 
@@ -170,11 +172,16 @@ class RedisStore:
 
     # -- records ---------------------------------------------------------------------------
 
-    async def create(self, record: SubscriptionRecord) -> SubscriptionRecord:
+    async def create(
+        self, record: SubscriptionRecord, *, limit: int | None = None
+    ) -> SubscriptionRecord | None:
         keys = [self._key("keys"), self._key("subs"), self._key("sub", record.id)]
+        room = "" if limit is None else str(limit)
         winner = _text(
-            await self._run(self._create(keys, [record.key, record.id, *_pairs(record)]))
+            await self._run(self._create(keys, [record.key, record.id, room, *_pairs(record)]))
         )
+        if not winner:  # `limit` subscriptions exist
+            return None
         if winner == record.id:
             await self._publish(record.id, "create")
             return record.copy()

@@ -249,14 +249,17 @@ class Registry:
             await self.store.update(existing.id, last_read_at=now, pinned=existing.pinned or pinned)
             cursor = Cursor(existing.id, existing.last_seq).encode()  # a joiner reads what is next
             return Subscribed(self._overlay(existing), True, cursor)
-        if await self.store.count() >= self.limits.max_subscriptions:
+        record = await self.store.create(fresh, limit=self.limits.max_subscriptions)
+        if record is None:
+            who = (
+                "The replicas sharing this store hold" if self.store.shared else "This bridge holds"
+            )
             raise LimitError(
-                f"This bridge already holds {self.limits.max_subscriptions} subscriptions "
+                f"{who} {self.limits.max_subscriptions} subscriptions already "
                 "(--max-subscriptions).",
                 hint="Unsubscribe from one you no longer need (list_subscriptions shows them), "
                 "or start the bridge with a higher --max-subscriptions.",
             )
-        record = await self.store.create(fresh)
         if record.id != fresh.id:  # another replica created it meanwhile: join it
             cursor = Cursor(record.id, record.last_seq).encode()
             return Subscribed(self._overlay(record), True, cursor)

@@ -101,8 +101,12 @@ class SubscriptionStore(Protocol):
     """Status records and bounded event buffers. Unknown ids: `describe` None, others no-ops
     (a subscription can end while a reader holds its id)."""
 
-    async def create(self, record: SubscriptionRecord) -> SubscriptionRecord:
-        """Add `record`, or return the existing record with the same key (adding nothing)."""
+    async def create(
+        self, record: SubscriptionRecord, *, limit: int | None = None
+    ) -> SubscriptionRecord | None:
+        """Add `record`, or return the existing record with the same key (adding nothing; a
+        join needs no room). None, adding nothing, when `limit` subscriptions exist already:
+        one atomic step, so concurrent subscribes on any replicas never pass the limit."""
         ...
 
     async def describe(self, sub_id: str) -> SubscriptionRecord | None: ...
