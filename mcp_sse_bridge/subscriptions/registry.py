@@ -82,6 +82,9 @@ class Subscribed:
     cursor: str  # where this subscriber starts reading
 
 
+HEALTH_SECONDS = 1.0  # how long `/healthz` waits for the store
+
+
 @dataclass
 class Read:
     """One `read_subscription`: the events and where the reader now stands."""
@@ -503,12 +506,13 @@ class Registry:
             self.listed()
 
     async def health(self) -> dict[str, Any]:
-        """For `/healthz`: which replica this is, whether the store answers, feeds held here."""
-        try:
+        """For `/healthz`: which replica this is, whether the store answers (within
+        `HEALTH_SECONDS`, so a hung Redis is a prompt 503 for probes with short timeouts, not a
+        wait for the command timeout), and the feeds held here."""
+        reachable = False
+        with anyio.move_on_after(HEALTH_SECONDS), contextlib.suppress(StoreUnavailable):
             await self.store.open()
             reachable = True
-        except StoreUnavailable:
-            reachable = False
         running = sum(not feed.done.is_set() for feed in self.feeds.values())
         return {
             "replica": self.store.replica,
