@@ -12,13 +12,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import mcp
+import mcp_types as types
 import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -266,59 +267,68 @@ def test_summaries_carry_no_control_characters_or_lone_surrogates() -> None:
     summary.encode("utf-8")
 
 
-@MODES
-async def test_liveness_progress_while_the_stream_is_quiet(mode: str) -> None:
-    seen: list[tuple[float, str]] = []
-    quiet = anyio.Event()
+Seen = list[tuple[float, float | None, str]]
+
+
+async def call_with_a_pause(
+    mode: str,
+    arguments: dict[str, Any],
+    *,
+    first: int,
+    total: int,
+    resume_when: Callable[[Seen], bool],
+) -> tuple[types.CallToolResult, Seen]:
+    """Call `ticks` over a feed that sends `first` ticks, stays quiet until the progress heard
+    so far satisfies `resume_when`, then sends the rest of `total` and ends; the result and
+    every progress notification (value, total, message)."""
+    seen: Seen = []
+    resume = anyio.Event()
 
     async def handler(request: Request, response: Response) -> None:
-        await response.send(sse_lines(*ticks(1)))
-        await quiet.wait()  # until the bridge has sent two liveness notifications
-        await response.send(sse_lines(*ticks(2)[1:]))
+        await response.send(sse_lines(*ticks(first)))
+        await resume.wait()
+        await response.send(sse_lines(*ticks(total)[first:]))
         await response.finish()
 
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        seen.append((progress, message or ""))
-        if sum(m.startswith("waiting for events") for _, m in seen) == 2:
-            quiet.set()
+    async def on_progress(progress: float, of: float | None, message: str | None) -> None:
+        seen.append((progress, of, message or ""))
+        if resume_when(seen):
+            resume.set()
 
     async with session(handler, mode, liveness=0.05) as (client, _):
         with anyio.fail_after(5):
-            arguments = {"symbol": "X", "max_events": 5}
             result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
-    assert batch_of(result)["count"] == 2
-    values = [value for value, _ in seen]
+    values = [value for value, _, _ in seen]
     assert values == sorted(set(values)), "progress must strictly increase"
-    assert seen[0] == (1, 'tick #0: {"price":100}')
-    assert re.fullmatch(r"waiting for events \(\d+ s\)", seen[1][1])
+    return result, seen
+
+
+@MODES
+async def test_liveness_progress_while_the_stream_is_quiet(mode: str) -> None:
+    def two_ticks(seen: Seen) -> bool:
+        return sum(m.startswith("waiting for events") for *_, m in seen) == 2
+
+    arguments = {"symbol": "X", "max_events": 5}
+    result, seen = await call_with_a_pause(mode, arguments, first=1, total=2, resume_when=two_ticks)
+    assert batch_of(result)["count"] == 2
+    assert seen[0][::2] == (1, 'tick #0: {"price":100}')
+    assert re.fullmatch(r"waiting for events \(\d+ s\)", seen[1][2])
     assert 1 < seen[1][0] < seen[2][0] < 2
-    assert seen[-1] == (2, 'tick #1: {"price":101}')
+    assert seen[-1][::2] == (2, 'tick #1: {"price":101}')
 
 
 @MODES
 async def test_a_folding_call_reports_how_many_events_it_folded(mode: str) -> None:
     """`latest_per` yields no event to report: its liveness ticks count what it folded."""
-    seen: list[tuple[float, float | None, str]] = []
-    heard = anyio.Event()
 
-    async def handler(request: Request, response: Response) -> None:
-        await response.send(sse_lines(*ticks(3)))
-        await heard.wait()  # until a tick has reported the three events
-        await response.send(sse_lines(*ticks(5)[3:]))
-        await response.finish()
+    def folded_three(seen: Seen) -> bool:
+        return "folded 3 events so far" in seen[-1][2]
 
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        seen.append((progress, total, message or ""))
-        if "folded 3 events so far" in (message or ""):
-            heard.set()
-
-    async with session(handler, mode, liveness=0.05) as (client, _):
-        with anyio.fail_after(5):
-            arguments = {"symbol": "X", "latest_per": "price", "max_seconds": 4}
-            result = await client.call_tool("ticks", arguments, progress_callback=on_progress)
+    arguments = {"symbol": "X", "latest_per": "price", "max_seconds": 4}
+    result, seen = await call_with_a_pause(
+        mode, arguments, first=3, total=5, resume_when=folded_three
+    )
     assert not result.is_error and (result.structured_content or {})["folded"] == 5
-    values = [value for value, _, _ in seen]
-    assert values == sorted(set(values)), "progress must strictly increase"
     assert all(total is None for _, total, _ in seen)
     assert all(re.fullmatch(r"folded [35] events so far \(\d+ s\)", m) for *_, m in seen), seen
 
