@@ -122,3 +122,61 @@ async def test_a_waiting_reader_wakes_on_an_append(store: RedisStore) -> None:
                 inner.start_soon(later)
                 assert await store.wait_for_new("sub_0a", 0, 4)
         tg.cancel_scope.cancel()
+
+
+def sized(n: int, size: int) -> StoredEvent:
+    return StoredEvent("tick", str(n), {"n": n}, "2026-12-07T00:00:00.000Z", size)
+
+
+async def exact(store: RedisStore, sub_id: str) -> tuple[int, int, int]:
+    """(bytes, buffered, dropped) as the record says, checked against what is buffered."""
+    described = await store.describe(sub_id)
+    page = await store.read(sub_id, 0, 100)
+    assert described.bytes == sum(e.size for e in page.events)
+    assert described.buffered == len(page.events)
+    assert described.dropped == described.last_seq - len(page.events) == page.dropped
+    return described.bytes, described.buffered, described.dropped
+
+
+async def test_bytes_and_drops_stay_exact_through_trims_of_any_size(store: RedisStore) -> None:
+    await store.create(record(buffer_events=5))
+    assert await store.claim("sub_0a")
+    n = 0
+    for chunk in (1, 3, 7, 2, 5, 11, 1, 4):
+        await store.append("sub_0a", [sized(n + i, 3 + (n + i) % 7) for i in range(chunk)])
+        n += chunk
+        await exact(store, "sub_0a")
+    total = int(await store._redis.get(store._key("bytes")))
+    assert total == (await store.describe("sub_0a")).bytes
+
+
+async def test_the_deployment_byte_limit_drops_the_oldest_exactly(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    store = RedisStore(client, prefix="test:cap:", max_bytes=50, lease_ms=2000)
+    try:
+        await store.create(record(buffer_events=100))
+        assert await store.claim("sub_0a")
+        await store.append("sub_0a", [sized(i, 10) for i in range(4)])
+        await store.append("sub_0a", [sized(i, 10) for i in range(4, 7)])
+        assert await exact(store, "sub_0a") == (50, 5, 2)
+        assert [e.seq for e in (await store.read("sub_0a", 0, 10)).events] == [3, 4, 5, 6, 7]
+    finally:
+        await store.delete("sub_0a")
+        await client.aclose()
+
+
+async def test_entries_written_without_running_totals_are_still_counted_when_trimmed(
+    store: RedisStore,
+) -> None:
+    """A buffer written before entries carried `c` (the running total) is trimmed exactly."""
+    await store.create(record(buffer_events=3))
+    assert await store.claim("sub_0a")
+    events, sub = store._key("events", "sub_0a"), store._key("sub", "sub_0a")
+    for seq, size in ((1, 4), (2, 6), (3, 8)):  # as the earlier script wrote them
+        await store._redis.xadd(
+            events, {"s": size, "e": b'["tick","x",1,"t",false]'}, id=f"0-{seq}"
+        )
+    await store._redis.hset(sub, mapping={"last_seq": 3, "bytes": 18, "buffered": 3})
+    await store._redis.incrby(store._key("bytes"), 18)
+    await store.append("sub_0a", [sized(4, 5), sized(5, 7)])
+    assert await exact(store, "sub_0a") == (8 + 5 + 7, 3, 2)

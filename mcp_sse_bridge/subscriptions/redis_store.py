@@ -50,46 +50,73 @@ _FIELDS = [field.name for field in dataclasses.fields(SubscriptionRecord)]
 _COUNTERS = ("last_seq", "buffered", "dropped", "bytes")  # kept by the scripts, never by `update`
 
 # KEYS: record, events, lease, total bytes, news channel.  ARGV: token, max total bytes, news
-# message, count of record fields, field, value ..., then size, payload ... per event.
+# message, count of record fields, field, value ..., then "size,length,size,length..." of the
+# events and their payloads laid end to end (two arguments, however many events: packing one
+# argument per event cost more than the script itself).
+#
+# Each entry keeps its size (`s`) and `c`, the bytes appended to the subscription up to and
+# including it (the record's `appended`): the bytes the oldest kept entries hold are then
+# `appended - (c - s)` of the first of them, one lookup whatever the trim removes. Entries with
+# no `c` (written before it existed) are summed one by one instead.
 _APPEND = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local fields = tonumber(ARGV[4])
-if fields > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * fields)) end
-local limit = tonumber(redis.call('HGET', KEYS[1], 'buffer_events'))
-local seq = 0
+local at = 5 + 2 * fields
+if fields > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, at - 1)) end
+local state = redis.call('HMGET', KEYS[1], 'buffer_events', 'last_seq', 'appended', 'bytes')
+local limit = tonumber(state[1])
+local seq = tonumber(state[2]) or 0
+local appended = tonumber(state[3]) or 0
+local bytes = tonumber(state[4]) or 0
+local blob = ARGV[at + 1]
+local offset = 1
 local added = 0
-for i = 5 + 2 * fields, #ARGV, 2 do
-  seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
-  redis.call('XADD', KEYS[2], '0-' .. seq, 's', ARGV[i], 'e', ARGV[i + 1])
-  added = added + tonumber(ARGV[i])
+for size, length in string.gmatch(ARGV[at], '(%d+),(%d+)') do
+  seq = seq + 1
+  added = added + tonumber(size)
+  local stop = offset + tonumber(length)
+  redis.call('XADD', KEYS[2], '0-' .. seq, 's', size, 'c', appended + added,
+             'e', string.sub(blob, offset, stop - 1))
+  offset = stop
 end
-redis.call('HINCRBY', KEYS[1], 'bytes', added)
+appended = appended + added
+bytes = bytes + added
 redis.call('INCRBY', KEYS[4], added)
+local dropped = 0
 local over = redis.call('XLEN', KEYS[2]) - limit
 if over > 0 then  -- past buffer_events: the oldest go, counted, in one exact trim
-  local gone = 0
-  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', over)) do
-    gone = gone + tonumber(entry[2][2])
+  local first = seq - limit + 1  -- entries are numbered without holes from the oldest kept on
+  local kept = redis.call('XRANGE', KEYS[2], '0-' .. first, '0-' .. first)[1][2]
+  local gone
+  if kept[3] == 'c' then
+    gone = bytes - (appended - (tonumber(kept[4]) - tonumber(kept[2])))
+  else
+    gone = 0
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', over)) do
+      gone = gone + tonumber(entry[2][2])
+    end
   end
   redis.call('XTRIM', KEYS[2], 'MAXLEN', '=', limit)
-  redis.call('HINCRBY', KEYS[1], 'dropped', over)
-  redis.call('HINCRBY', KEYS[1], 'bytes', -gone)
+  dropped = over
+  bytes = bytes - gone
   redis.call('DECRBY', KEYS[4], gone)
 end
 local cap = tonumber(ARGV[2])
-while redis.call('XLEN', KEYS[2]) > limit or
-      (tonumber(redis.call('GET', KEYS[4]) or 0) > cap and redis.call('XLEN', KEYS[2]) > 0) do
+while bytes > 0 and tonumber(redis.call('GET', KEYS[4]) or 0) > cap do
   local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if not oldest then break end
   local size = tonumber(oldest[2][2])
   redis.call('XDEL', KEYS[2], oldest[1])
-  redis.call('HINCRBY', KEYS[1], 'dropped', 1)
-  redis.call('HINCRBY', KEYS[1], 'bytes', -size)
+  dropped = dropped + 1
+  bytes = bytes - size
   redis.call('DECRBY', KEYS[4], size)
 end
-redis.call('HSET', KEYS[1], 'buffered', redis.call('XLEN', KEYS[2]))
+redis.call('HSET', KEYS[1], 'last_seq', seq, 'appended', appended, 'bytes', bytes,
+           'buffered', redis.call('XLEN', KEYS[2]))
+if dropped > 0 then redis.call('HINCRBY', KEYS[1], 'dropped', dropped) end
 redis.call('PUBLISH', KEYS[5], ARGV[3])
 return seq
 """
@@ -233,9 +260,11 @@ class RedisStore:
         fields = [x for k, v in changes.items() if k not in _COUNTERS for x in (k, json.dumps(v))]
         news = f"append {self.replica} {sub_id}"
         args: list[Any] = [self._tokens.get(sub_id, ""), self.max_bytes, news, len(fields) // 2]
-        args += fields
-        for event in events:
-            args += [event.size, _event_payload(event)]
+        payloads = [_event_payload(event) for event in events]
+        layout = b"".join(
+            b"%d,%d," % (e.size, len(p)) for e, p in zip(events, payloads, strict=True)
+        )
+        args += [*fields, layout, b"".join(payloads)]
         keys = [
             self._key("sub", sub_id),
             self._key("events", sub_id),
