@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 import mcp
+from mcp.shared.exceptions import MCPError
 from redis.asyncio import Redis
 
 from bench import report, upstream
@@ -56,7 +57,10 @@ def manual(directory: Path, base: str, events: int) -> Path:
 
 
 async def call(client: mcp.Client, tool: str, /, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
+    try:
+        result = await client.call_tool(tool, arguments)
+    except MCPError as exc:  # say which call, so that a one-line error row can be traced
+        raise RuntimeError(f"{tool} {sorted(arguments)}: {exc}") from exc
     assert not result.is_error, result.content[0].text
     return result.structured_content
 

@@ -9,9 +9,9 @@ stream's own position and a read is one `XRANGE`. Beside them: `keys` (dedupe ke
 Decisions worth knowing:
 - Appends are one Lua script that first checks the caller still holds the lease (fencing: a
   replica that lost its lease can never append after the new owner started), then numbers,
-  adds and trims. Trimming is exact (`XDEL` of the oldest, one by one, counted into `dropped`),
-  not `MAXLEN ~`, whose approximate trimming removes whole radix-tree nodes at once and would
-  make `dropped` a guess.
+  adds and trims. Trimming is exact (`XTRIM MAXLEN =`, counted into `dropped`; the bytes gone
+  come from the running total `c` of the oldest entry kept), not `MAXLEN ~`, whose approximate
+  trimming removes whole radix-tree nodes at once and would make `dropped` a guess.
 - Over the deployment-wide byte limit, the appending subscription gives up its oldest events
   (the memory store picks the largest buffer; here that would mean a scan of every
   subscription inside the script).
