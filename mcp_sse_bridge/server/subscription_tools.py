@@ -20,7 +20,7 @@ from jsonschema.exceptions import best_match
 from ..calls.arguments import SHAPING_SCHEMA, plan_shaping
 from ..calls.bridge import Bridge
 from ..errors import ArgumentError, ManualError
-from ..shaping import Shaper
+from ..shaping import Shaper, Shaping
 from ..subscriptions.registry import Read, Registry, summary
 
 SUBSCRIBE, READ, LIST, UNSUBSCRIBE = (
@@ -284,11 +284,12 @@ class SubscriptionTools:
         null for what a model left empty); a required one still has to be given."""
         optional = self._optional[name]
         arguments = {k: v for k, v in arguments.items() if v is not None or k not in optional}
-        if name == READ:
-            plan_shaping(arguments)  # first, for its fix-it errors over the schema's generic ones
+        if name != READ:
+            self._check(name, arguments)
+            return await self._answer(name, arguments), "json", None
+        shaping = plan_shaping(arguments)  # before the schema: its errors say how to fix them
         self._check(name, arguments)
-        if name == READ:
-            return await self._read(arguments)
+        return await self._read(arguments, shaping)
         return await self._answer(name, arguments), "json", None
 
     async def _answer(self, name: str, arguments: Mapping[str, Any]) -> Any:
@@ -308,13 +309,12 @@ class SubscriptionTools:
             return {"subscriptions": items, "count": len(items)}
         return self._summary(await registry.unsubscribe(arguments["subscription"]))
 
-    async def _read(self, arguments: Mapping[str, Any]) -> Result:
+    async def _read(self, arguments: Mapping[str, Any], shaping: Shaping) -> Result:
         """A read, shaped like a call's batch: `latest_per` and `summary` fold everything
         buffered after the cursor (`max_events` then caps the keys or samples, and `max_bytes`
         applies to the shaped result); `fields` projects the events of a plain read. A read
         that shaping refuses moves no cursor."""
         registry, call = self.registry, self.registry.bridge.limits
-        shaping = plan_shaping(arguments)
         max_events = arguments.get("max_events", call.default_max_events)
         redact = registry.bridge.secrets.redact
         taken = max_events  # events the read takes, so the cursor moves past just those

@@ -7,10 +7,9 @@ data texts with C-level passes (`str.count` per text and over the whole chunk, o
 every valid JSON text: no backslash in the chunk (so every quote delimits a string and no name
 is escaped), each text starting with `{`, ending with `}` and no other `{` in the chunk (so each
 text is one flat object), and the quoted key name exactly once, directly followed by a colon and
-the value
-(`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes, nested objects, a space before the
-colon, a text without the key, an object or list as the value) gives None, and the caller
-decodes it as before.
+the value (`"symbol":"SYM01"`, `"id":42`). Any other chunk (escapes, nested objects, a space
+before the colon, a text without the key, an object or list as the value) gives None, and the
+caller decodes it as before.
 
 What a scan cannot see is whether the rest of a text is valid JSON: a text that is not, but
 reads as above (`{"symbol":"A","price":}`), gets the key it reads as. A text cut off in the

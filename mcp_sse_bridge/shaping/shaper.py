@@ -227,7 +227,7 @@ class Shaper:
         """The shaped events and what was done; `ArgumentError` for `latest_per` over a stream
         whose data was all text."""
         latest, summary = self._latest, self._summary
-        all_text = latest is not None and latest.text and latest.text == latest.missing
+        all_text = latest is not None and 0 < latest.text == latest.missing  # every event
         if latest is not None and all_text and not latest.folded and summary is None:
             raise ArgumentError(
                 f"latest_per={dotted(latest.path)!r} needs JSON data, but all {latest.text} "
